@@ -8,6 +8,10 @@
 //	ignore-term      serve, but ignore SIGTERM (only SIGKILL ends it)
 //	notify           serve; send READY=1 to NOTIFY_SOCKET after -delay
 //	blocking-accept  accept in a plain blocking accept(2) loop on fd 3
+//
+// -report-dir makes any mode write its report to DIR/<pid>.json at start, so
+// a test can see every worker, not only the ones a connection happens to
+// reach.
 package main
 
 import (
@@ -42,8 +46,22 @@ type Report struct {
 func main() {
 	mode := flag.String("mode", "report", "behaviour, see the package doc")
 	delay := flag.Duration("delay", 0, "wait this long before the mode's key action")
-	exitCode := flag.Int("exit-code", 3, "exit code for mode crash")
+	exitCode := flag.Int("exit-code", 3, "exit code for mode crash, and for -exit-after")
+	exitAfter := flag.Duration("exit-after", 0, "in the serving modes, exit with -exit-code this long after starting")
+	reportDir := flag.String("report-dir", "", "also write the report to DIR/<pid>.json at start")
 	flag.Parse()
+	if *reportDir != "" {
+		if err := writeReport(*reportDir, takeReport()); err != nil {
+			fmt.Fprintf(os.Stderr, "testworker: %v\n", err)
+			os.Exit(1)
+		}
+	}
+	if *exitAfter > 0 {
+		time.AfterFunc(*exitAfter, func() {
+			fmt.Fprintf(os.Stderr, "testworker: exiting with code %d after %v\n", *exitCode, *exitAfter)
+			os.Exit(*exitCode)
+		})
+	}
 	if err := run(*mode, *delay, *exitCode); err != nil {
 		fmt.Fprintf(os.Stderr, "testworker: %v\n", err)
 		os.Exit(1)
@@ -109,6 +127,19 @@ func takeReport() Report {
 		}
 	}
 	return r
+}
+
+// writeReport writes atomically (rename), so a reader never sees half a file.
+func writeReport(dir string, r Report) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, fmt.Sprintf(".%d.tmp", r.Pid))
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return os.Rename(tmp, filepath.Join(dir, fmt.Sprintf("%d.json", r.Pid)))
 }
 
 func listenFDs() ([]*os.File, error) {
@@ -177,4 +208,3 @@ func blockingAccept(report Report, stop <-chan os.Signal) error {
 	<-stop
 	return nil
 }
-

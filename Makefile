@@ -1,0 +1,60 @@
+# drover — see README.md. `make run` and `make test` are all a newcomer needs.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+STATICCHECK_VERSION := v0.8.2
+# Static binaries: the lab installs them into Debian roots of other releases.
+export CGO_ENABLED := 0
+
+.PHONY: all build run test unit lab lab-shell lint bench deps clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/drover ./cmd/drover
+	$(GO) build -ldflags '-X main.version=$(VERSION)' -o $(BIN)/example-worker ./testdata/example-worker
+	$(GO) build -o $(BIN)/testworker ./testdata/testworker
+
+# drover in dev mode: no systemd, one example worker per core on 127.0.0.1:8080.
+run: build
+	$(BIN)/drover run --listen 127.0.0.1:8080 -- $(BIN)/example-worker
+
+# Every test: lint, unit and integration tests with the race detector, then
+# the real-systemd lab (systemd 252 and 257 in containers).
+test: deps lint unit lab
+
+unit:
+	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+
+lab:
+	$(GO) test -count=1 -v -timeout 30m ./testdata/lab/
+
+DISTRO ?= trixie
+lab-shell:
+	bash testdata/lab/shell.sh $(DISTRO)
+
+lint:
+	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed: $$bad"; exit 1; fi
+	$(GO) vet ./... ./testdata/...
+	$$($(GO) env GOPATH)/bin/staticcheck ./... ./testdata/...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
+
+# Installs what the tests need on a fresh machine: the race detector wants
+# cgo (gcc), the lab wants systemd-nspawn and debootstrap.
+deps:
+	@need=""; \
+	command -v gcc >/dev/null || need="$$need gcc libc6-dev"; \
+	command -v systemd-nspawn >/dev/null || need="$$need systemd-container"; \
+	command -v debootstrap >/dev/null || need="$$need debootstrap"; \
+	command -v systemd-socket-activate >/dev/null || need="$$need systemd"; \
+	command -v python3 >/dev/null || need="$$need python3"; \
+	if [ -n "$$need" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; fi
+	@test -x $$($(GO) env GOPATH)/bin/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+clean:
+	rm -rf $(BIN) dist

@@ -1,0 +1,212 @@
+// Command drover runs one worker per CPU core over systemd's sockets. It
+// parses flags and hands over to package supervisor; see `drover help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/droverd/drover/supervisor"
+	"github.com/sirupsen/logrus"
+)
+
+// version is set at build time from git describe.
+var version = "dev"
+
+const topUsage = `drover runs any socket-activated server as one worker per CPU core on
+systemd's sockets, restarts workers that fail and drains them on stop.
+
+Usage:
+  drover run [flags] -- COMMAND [ARGS...]   supervise workers
+  drover version                            print the version
+  drover help [COMMAND]                     show help
+
+Run 'drover help run' for the flags.
+`
+
+func main() {
+	// The trampoline must come first: it runs in every worker between fork
+	// and exec, and must do nothing but set LISTEN_PID and exec.
+	if len(os.Args) > 1 && os.Args[1] == supervisor.TrampolineArg {
+		os.Exit(supervisor.ExecWorker(os.Args[2:]))
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// exitUsage is the exit code for bad input, as with most Unix tools.
+const exitUsage = 2
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, topUsage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "run":
+		return runCommand(args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintf(stdout, "drover %s\n", version)
+		return 0
+	case "help", "-h", "--help":
+		if len(args) > 1 && args[1] == "run" {
+			fs, _ := runFlags(io.Discard)
+			printRunUsage(stdout, fs)
+			return 0
+		}
+		fmt.Fprint(stdout, topUsage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "drover: unknown command %q (try drover help)\n", args[0])
+	return exitUsage
+}
+
+// runOptions holds the raw flag values of `drover run`.
+type runOptions struct {
+	listen       []supervisor.ListenSpec
+	workers      string
+	ready        string
+	readyTimeout time.Duration
+	stopSignal   string
+	stopTimeout  time.Duration
+	backoffMin   time.Duration
+	backoffMax   time.Duration
+	minUptime    time.Duration
+	maxFailures  int
+	window       time.Duration
+	logLevel     string
+}
+
+func runFlags(stderr io.Writer) (*flag.FlagSet, *runOptions) {
+	o := &runOptions{}
+	fs := flag.NewFlagSet("drover run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Func("listen", "`[NAME=]ADDR` to listen on when not socket-activated: 127.0.0.1:8080, [::1]:8080, :8080 or unix:/path (repeatable; NAME goes to LISTEN_FDNAMES)", func(s string) error {
+		spec, err := supervisor.ParseListen(s)
+		if err == nil {
+			o.listen = append(o.listen, spec)
+		}
+		return err
+	})
+	fs.StringVar(&o.workers, "workers", "auto", "number of workers, or auto: one per CPU this process may use (affinity and cgroup CPU quota)")
+	fs.StringVar(&o.ready, "ready", "listen", "when a worker is ready: listen (waiting for connections on every socket, seen in /proc), notify (sent READY=1 to $NOTIFY_SOCKET) or delay=DURATION")
+	fs.DurationVar(&o.readyTimeout, "ready-timeout", 30*time.Second, "a worker not ready by then is killed and counts as a failed start")
+	fs.StringVar(&o.stopSignal, "stop-signal", "TERM", "signal that asks a worker to drain and exit (PM2 sends INT, nginx drains on QUIT)")
+	fs.DurationVar(&o.stopTimeout, "stop-timeout", 30*time.Second, "how long a worker may drain before SIGKILL")
+	fs.DurationVar(&o.backoffMin, "backoff-min", 100*time.Millisecond, "delay before restarting a failed worker; doubles with each consecutive failure")
+	fs.DurationVar(&o.backoffMax, "backoff-max", 15*time.Second, "longest delay before restarting a failed worker")
+	fs.DurationVar(&o.minUptime, "min-uptime", 5*time.Second, "a worker up this long resets its slot's backoff")
+	fs.IntVar(&o.maxFailures, "max-failures", 5, "this many failures of one worker slot within --failure-window is a crash loop: drover stops and exits 1")
+	fs.DurationVar(&o.window, "failure-window", time.Minute, "window for --max-failures")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	return fs, o
+}
+
+func printRunUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, `Usage: drover run [flags] -- COMMAND [ARGS...]
+
+Runs COMMAND as N workers. Under systemd socket activation every worker gets
+systemd's sockets; otherwise drover opens the --listen addresses. Each worker
+sees exactly what systemd gives one process: the sockets at fds 3..,
+LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID (its own pid); plus
+DROVER_WORKER_ID (0..N-1), DROVER_GENERATION and a NOTIFY_SOCKET for READY=1
+and STATUS=. SIGTERM or SIGINT drains the workers and exits 0.
+
+Flags:
+`)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
+
+func runCommand(args []string, stdout, stderr io.Writer) int {
+	fs, o := runFlags(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, "usage: drover run [flags] -- COMMAND [ARGS...] (drover help run)") }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printRunUsage(stdout, fs)
+			return 0
+		}
+		return exitUsage // flag already printed the one-line error and usage
+	}
+	log := logrus.New()
+	log.Out = stderr
+	if level, err := logrus.ParseLevel(o.logLevel); err != nil {
+		fmt.Fprintf(stderr, "drover: --log-level %q: want debug, info, warn or error\n", o.logLevel)
+		return exitUsage
+	} else {
+		log.SetLevel(level)
+	}
+	// journald stamps every line itself.
+	log.Formatter = &logrus.TextFormatter{DisableTimestamp: os.Getenv("JOURNAL_STREAM") != "", FullTimestamp: true}
+
+	cfg, err := o.config(fs.Args())
+	if err != nil {
+		fmt.Fprintf(stderr, "drover: %v\n", err)
+		return exitUsage
+	}
+	cfg.Log = log
+	cfg.NotifySocket = os.Getenv("NOTIFY_SOCKET")
+	if interval, err := daemon.SdWatchdogEnabled(false); err != nil {
+		fmt.Fprintf(stderr, "drover: %v\n", err)
+		return exitUsage
+	} else {
+		cfg.WatchdogInterval = interval
+	}
+	cfg.TestHooks = os.Getenv("DROVER_TEST_HOOKS")
+
+	sup, err := supervisor.New(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "drover: %v\n", err)
+		if errors.Is(err, supervisor.ErrUsage) {
+			return exitUsage
+		}
+		return 1
+	}
+	if err := sup.Run(context.Background()); err != nil {
+		fmt.Fprintf(stderr, "drover: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func (o *runOptions) config(command []string) (supervisor.Config, error) {
+	if len(command) == 0 {
+		return supervisor.Config{}, errors.New("no worker command: use drover run [flags] -- COMMAND [ARGS...]")
+	}
+	workers, err := supervisor.ParseWorkers(o.workers)
+	if err != nil {
+		return supervisor.Config{}, err
+	}
+	ready, err := supervisor.ParseReadiness(o.ready)
+	if err != nil {
+		return supervisor.Config{}, err
+	}
+	sig, err := supervisor.ParseSignal(o.stopSignal)
+	if err != nil {
+		return supervisor.Config{}, fmt.Errorf("--stop-signal: %w", err)
+	}
+	for name, d := range map[string]time.Duration{"ready-timeout": o.readyTimeout, "stop-timeout": o.stopTimeout, "failure-window": o.window} {
+		if d <= 0 {
+			return supervisor.Config{}, fmt.Errorf("--%s %v: want a positive duration", name, d)
+		}
+	}
+	return supervisor.Config{
+		Command:       command,
+		Workers:       workers,
+		Listen:        o.listen,
+		Ready:         ready,
+		ReadyTimeout:  o.readyTimeout,
+		StopSignal:    sig,
+		StopTimeout:   o.stopTimeout,
+		BackoffMin:    o.backoffMin,
+		BackoffMax:    o.backoffMax,
+		MinUptime:     o.minUptime,
+		MaxFailures:   o.maxFailures,
+		FailureWindow: o.window,
+	}, nil
+}

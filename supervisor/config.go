@@ -1,0 +1,192 @@
+package supervisor
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+)
+
+// MaxWorkers bounds --workers: far above any real core count, low enough
+// that a typo (--workers 10000) is refused instead of forking a storm.
+const MaxWorkers = 1024
+
+// Config is everything Run needs. The zero value of a field means its
+// default (see withDefaults) unless said otherwise.
+type Config struct {
+	// Command is the worker program and its arguments; Command[0] is looked
+	// up in PATH once, when the supervisor is created.
+	Command []string
+	// Workers is the number of worker slots; 0 means one per usable CPU.
+	Workers int
+	// Listen is used only when systemd passed no sockets.
+	Listen []ListenSpec
+	// Ready decides when a starting worker counts as ready.
+	Ready Readiness
+	// ReadyTimeout: a worker not ready by then is killed and counts as a
+	// failed start.
+	ReadyTimeout time.Duration
+	// StopSignal asks a worker to drain and exit; StopTimeout later it gets
+	// SIGKILL.
+	StopSignal  syscall.Signal
+	StopTimeout time.Duration
+	// BackoffMin and BackoffMax bound the delay before a failed slot is
+	// restarted; the delay doubles with each consecutive failure and resets
+	// once a worker has stayed up for MinUptime.
+	BackoffMin time.Duration
+	BackoffMax time.Duration
+	MinUptime  time.Duration
+	// MaxFailures failures of one slot within FailureWindow is a crash
+	// loop: drover stops and exits non-zero so systemd's Restart= and start
+	// limits decide what happens next.
+	MaxFailures   int
+	FailureWindow time.Duration
+
+	// NotifySocket is systemd's NOTIFY_SOCKET ("" outside systemd: all
+	// notifications are then no-ops), read once by the caller.
+	NotifySocket string
+	// WatchdogInterval is systemd's WATCHDOG_USEC (0: no watchdog).
+	WatchdogInterval time.Duration
+	// Trampoline is the binary that runs ExecWorker when called with
+	// TrampolineArg; default /proc/self/exe.
+	Trampoline string
+	// Environ is the environment workers inherit (before drover removes
+	// what belongs to it and adds theirs); nil means os.Environ().
+	Environ []string
+	// TestHooks enables test-only behaviour (DROVER_TEST_HOOKS):
+	// "stall-on-sigusr2" makes SIGUSR2 block the event loop forever, so the
+	// lab can prove that systemd's watchdog catches a stuck loop.
+	TestHooks string
+
+	Log logrus.FieldLogger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Ready.Mode == "" {
+		c.Ready.Mode = ReadyListen
+	}
+	setDuration := func(d *time.Duration, def time.Duration) {
+		if *d == 0 {
+			*d = def
+		}
+	}
+	setDuration(&c.ReadyTimeout, 30*time.Second)
+	setDuration(&c.StopTimeout, 30*time.Second)
+	setDuration(&c.BackoffMin, 100*time.Millisecond)
+	setDuration(&c.BackoffMax, 15*time.Second)
+	setDuration(&c.MinUptime, 5*time.Second)
+	setDuration(&c.FailureWindow, time.Minute)
+	if c.MaxFailures == 0 {
+		c.MaxFailures = 5
+	}
+	if c.StopSignal == 0 {
+		c.StopSignal = syscall.SIGTERM
+	}
+	if c.Trampoline == "" {
+		c.Trampoline = "/proc/self/exe"
+	}
+	if c.Log == nil {
+		l := logrus.New()
+		l.Out = nopWriter{}
+		c.Log = l
+	}
+	return c
+}
+
+type nopWriter struct{}
+
+func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+func (c Config) validate() error {
+	switch {
+	case len(c.Command) == 0 || c.Command[0] == "":
+		return usage(fmt.Errorf("no worker command: use drover run [flags] -- COMMAND [ARGS...]"))
+	case c.Workers < 0 || c.Workers > MaxWorkers:
+		return usage(fmt.Errorf("--workers %d: want auto or 1..%d", c.Workers, MaxWorkers))
+	case c.ReadyTimeout < 0 || c.StopTimeout < 0 || c.BackoffMin < 0 || c.MinUptime < 0 || c.FailureWindow < 0:
+		return usage(fmt.Errorf("durations must not be negative"))
+	case c.BackoffMax < c.BackoffMin:
+		return usage(fmt.Errorf("--backoff-max %v is below --backoff-min %v", c.BackoffMax, c.BackoffMin))
+	case c.MaxFailures < 1:
+		return usage(fmt.Errorf("--max-failures %d: want at least 1", c.MaxFailures))
+	case c.Ready.Mode == ReadyDelay && c.Ready.Delay >= c.ReadyTimeout:
+		return usage(fmt.Errorf("--ready delay=%v is not below --ready-timeout %v: no worker could ever be ready", c.Ready.Delay, c.ReadyTimeout))
+	}
+	return nil
+}
+
+// ReadyMode names how readiness is decided.
+type ReadyMode string
+
+const (
+	// ReadyListen: the worker waits for connections on every socket it was
+	// given, as seen from /proc (an epoll set or a blocked accept).
+	ReadyListen ReadyMode = "listen"
+	// ReadyNotify: the worker sends READY=1 to the NOTIFY_SOCKET drover gave
+	// it, as it would to systemd.
+	ReadyNotify ReadyMode = "notify"
+	// ReadyDelay: the worker counts as ready a fixed time after it started.
+	ReadyDelay ReadyMode = "delay"
+)
+
+// Readiness is a parsed --ready value.
+type Readiness struct {
+	Mode  ReadyMode
+	Delay time.Duration // for ReadyDelay
+}
+
+func (r Readiness) String() string {
+	if r.Mode == ReadyDelay {
+		return "delay=" + r.Delay.String()
+	}
+	return string(r.Mode)
+}
+
+// ParseReadiness parses --ready: listen, notify or delay=DURATION.
+func ParseReadiness(s string) (Readiness, error) {
+	switch {
+	case s == string(ReadyListen), s == string(ReadyNotify):
+		return Readiness{Mode: ReadyMode(s)}, nil
+	case strings.HasPrefix(s, "delay="):
+		d, err := time.ParseDuration(strings.TrimPrefix(s, "delay="))
+		if err != nil || d < 0 {
+			return Readiness{}, usage(fmt.Errorf("--ready %q: want delay=DURATION, e.g. delay=2s", s))
+		}
+		return Readiness{Mode: ReadyDelay, Delay: d}, nil
+	}
+	return Readiness{}, usage(fmt.Errorf("--ready %q: want listen, notify or delay=DURATION", s))
+}
+
+// ParseWorkers parses --workers: auto (0) or a count in 1..MaxWorkers.
+func ParseWorkers(s string) (int, error) {
+	if s == "auto" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > MaxWorkers {
+		return 0, usage(fmt.Errorf("--workers %q: want auto or a number from 1 to %d", s, MaxWorkers))
+	}
+	return n, nil
+}
+
+// ParseSignal parses a signal name (TERM, SIGTERM, sigterm) or number.
+func ParseSignal(s string) (syscall.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n < 1 || n > 64 {
+			return 0, usage(fmt.Errorf("signal %q: number out of range 1..64", s))
+		}
+		return syscall.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	return 0, usage(fmt.Errorf("signal %q: unknown name (try TERM, INT, QUIT, HUP, USR1, USR2, WINCH)", s))
+}

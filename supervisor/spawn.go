@@ -1,0 +1,148 @@
+package supervisor
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// strippedEnv lists what belongs to drover and must not leak into workers:
+// systemd's messages to drover, and values drover sets per worker.
+var strippedEnv = map[string]bool{
+	"NOTIFY_SOCKET":     true,
+	"WATCHDOG_USEC":     true,
+	"WATCHDOG_PID":      true,
+	"LISTEN_FDS":        true,
+	"LISTEN_FDNAMES":    true,
+	"LISTEN_PID":        true,
+	"LISTEN_PIDFDID":    true,
+	"DROVER_WORKER_ID":  true,
+	"DROVER_GENERATION": true,
+	"DROVER_TEST_HOOKS": true,
+}
+
+// workerBaseEnv is environ without what belongs to drover.
+func workerBaseEnv(environ []string) []string {
+	var env []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if !strippedEnv[k] {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// spawnRequest asks the spawner to start one process.
+type spawnRequest struct {
+	cmd   *exec.Cmd
+	reply chan error
+}
+
+// spawner starts every worker from one goroutine locked to its OS thread.
+// Pdeathsig fires when the thread that forked the child exits, not the
+// process; Go may retire idle threads, which would kill healthy workers.
+// A thread that lives as long as the supervisor keeps Pdeathsig meaning
+// "drover died".
+type spawner struct {
+	requests chan spawnRequest
+	done     chan struct{}
+}
+
+func newSpawner() *spawner {
+	s := &spawner{requests: make(chan spawnRequest), done: make(chan struct{})}
+	go func() {
+		runtime.LockOSThread()
+		// Never unlocked: the goroutine ends with the supervisor, and the
+		// thread with it, after every worker has been reaped.
+		defer close(s.done)
+		for req := range s.requests {
+			req.reply <- req.cmd.Start()
+		}
+	}()
+	return s
+}
+
+func (s *spawner) start(cmd *exec.Cmd) error {
+	reply := make(chan error, 1)
+	s.requests <- spawnRequest{cmd: cmd, reply: reply}
+	return <-reply
+}
+
+func (s *spawner) close() {
+	close(s.requests)
+	<-s.done
+}
+
+// process is a started worker process and the means to learn its fate.
+type process struct {
+	cmd *exec.Cmd
+	pid int
+	// execStatus is the read end of the trampoline's status pipe.
+	execStatus *os.File
+}
+
+// launch starts a worker through the trampoline with the sockets at fds
+// 3.., the exec status pipe right after them.
+func (s *Supervisor) launch(id, generation int) (*process, error) {
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("start worker %d: status pipe: %w", id, err)
+	}
+	defer statusW.Close()
+	files := make([]*os.File, 0, len(s.sockets)+1)
+	for _, sock := range s.sockets {
+		files = append(files, sock.File)
+	}
+	files = append(files, statusW)
+	statusFD := 3 + len(s.sockets)
+
+	args := append([]string{TrampolineArg, strconv.Itoa(statusFD), s.path}, s.cfg.Command...)
+	cmd := &exec.Cmd{
+		Path:       s.cfg.Trampoline,
+		Args:       append([]string{s.cfg.Command[0]}, args...),
+		Env:        s.workerEnv(id, generation),
+		ExtraFiles: files,
+		Stdout:     os.Stdout,
+		Stderr:     os.Stderr,
+		SysProcAttr: &syscall.SysProcAttr{
+			Pdeathsig: syscall.SIGKILL,
+			// Its own process group: a terminal's Ctrl-C reaches drover
+			// only, which then drains the workers with the stop signal.
+			Setpgid: true,
+		},
+	}
+	if err := s.spawner.start(cmd); err != nil {
+		statusR.Close()
+		return nil, fmt.Errorf("start worker %d: %w", id, err)
+	}
+	return &process{cmd: cmd, pid: cmd.Process.Pid, execStatus: statusR}, nil
+}
+
+func (s *Supervisor) workerEnv(id, generation int) []string {
+	names := make([]string, len(s.sockets))
+	for i, sock := range s.sockets {
+		names[i] = sock.Name
+	}
+	return append(s.baseEnv[:len(s.baseEnv):len(s.baseEnv)],
+		"LISTEN_FDS="+strconv.Itoa(len(s.sockets)),
+		"LISTEN_FDNAMES="+strings.Join(names, ":"),
+		"NOTIFY_SOCKET="+s.workerNotify.addr,
+		"DROVER_WORKER_ID="+strconv.Itoa(id),
+		"DROVER_GENERATION="+strconv.Itoa(generation),
+	)
+}
+
+// wait blocks until the process is gone. execErr is non-empty when the
+// trampoline could not exec the worker.
+func (p *process) wait() (state *os.ProcessState, execErr string) {
+	msg, _ := io.ReadAll(p.execStatus)
+	p.execStatus.Close()
+	p.cmd.Wait()
+	return p.cmd.ProcessState, string(msg)
+}

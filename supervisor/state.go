@@ -1,0 +1,97 @@
+package supervisor
+
+import "fmt"
+
+// workerState is where one worker process is in its life. A slot outlives
+// its workers: when a worker fails, the slot backs off and starts a new
+// worker with the same DROVER_WORKER_ID.
+type workerState int
+
+const (
+	// workerStarting: spawned, not yet ready; readiness is being watched
+	// and the ready timeout runs.
+	workerStarting workerState = iota
+	// workerReady: serving.
+	workerReady
+	// workerDraining: sent the stop signal, waiting for it to exit; SIGKILL
+	// follows at the stop timeout.
+	workerDraining
+	// workerExited: the process is gone and reaped.
+	workerExited
+)
+
+func (s workerState) String() string {
+	switch s {
+	case workerStarting:
+		return "starting"
+	case workerReady:
+		return "ready"
+	case workerDraining:
+		return "draining"
+	case workerExited:
+		return "exited"
+	}
+	return fmt.Sprintf("workerState(%d)", int(s))
+}
+
+// legalWorkerMoves is every transition a worker may make; anything else is a
+// bug in the event loop, reported instead of silently corrupting state.
+var legalWorkerMoves = map[workerState][]workerState{
+	workerStarting: {workerReady, workerDraining, workerExited},
+	workerReady:    {workerDraining, workerExited},
+	workerDraining: {workerExited},
+	workerExited:   nil,
+}
+
+func (w *worker) moveTo(to workerState) error {
+	for _, ok := range legalWorkerMoves[w.state] {
+		if ok == to {
+			w.state = to
+			return nil
+		}
+	}
+	return fmt.Errorf("worker %d (pid %d): illegal move %s -> %s", w.slot.id, w.pid, w.state, to)
+}
+
+// generationState is where a generation (all workers started from one
+// version of the command) is in its life.
+type generationState int
+
+const (
+	// generationStarting: its workers are starting; it has never been fully
+	// ready.
+	generationStarting generationState = iota
+	// generationServing: every slot has been ready at least once; failures
+	// from now on are restarts, not a failed start.
+	generationServing
+	// generationRetiring: being drained (drover is stopping).
+	generationRetiring
+)
+
+func (s generationState) String() string {
+	switch s {
+	case generationStarting:
+		return "starting"
+	case generationServing:
+		return "serving"
+	case generationRetiring:
+		return "retiring"
+	}
+	return fmt.Sprintf("generationState(%d)", int(s))
+}
+
+var legalGenerationMoves = map[generationState][]generationState{
+	generationStarting: {generationServing, generationRetiring},
+	generationServing:  {generationRetiring},
+	generationRetiring: nil,
+}
+
+func (g *generation) moveTo(to generationState) error {
+	for _, ok := range legalGenerationMoves[g.state] {
+		if ok == to {
+			g.state = to
+			return nil
+		}
+	}
+	return fmt.Errorf("generation %d: illegal move %s -> %s", g.number, g.state, to)
+}

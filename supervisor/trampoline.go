@@ -1,0 +1,66 @@
+package supervisor
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// TrampolineArg is the hidden first argument that makes drover's binary act
+// as the trampoline: `drover __exec-worker STATUSFD PATH ARGV0 [ARGS...]`.
+const TrampolineArg = "__exec-worker"
+
+// execFailedCode is the trampoline's exit code when execve fails, as a
+// shell's 127 for "command not found"; the reason travels on the status fd.
+const execFailedCode = 127
+
+// ExecWorker is the trampoline, called with the arguments after
+// TrampolineArg. It runs in the worker's process between fork and the
+// worker's own exec: it sets LISTEN_PID to this pid, which the worker
+// keeps across execve, and replaces itself with the worker. It returns
+// only if that fails, with the exit code to use.
+//
+// The status fd is a pipe to the supervisor. It is close-on-exec, so a
+// successful execve closes it with nothing written; a failed one writes the
+// reason, so the supervisor can tell "could not exec" from "crashed".
+func ExecWorker(args []string) int {
+	if len(args) < 3 {
+		fmt.Fprintf(os.Stderr, "drover %s: internal use only\n", TrampolineArg)
+		return 2
+	}
+	statusFD, err := strconv.Atoi(args[0])
+	if err != nil || statusFD < 3 {
+		fmt.Fprintf(os.Stderr, "drover %s: bad status fd %q\n", TrampolineArg, args[0])
+		return 2
+	}
+	closeOnExecFrom(statusFD)
+	path, argv := args[1], args[2:]
+	env := append(os.Environ(), "LISTEN_PID="+strconv.Itoa(os.Getpid()))
+	err = unix.Exec(path, argv, env)
+	msg := fmt.Sprintf("exec %s: %v", path, err)
+	unix.Write(statusFD, []byte(msg))
+	fmt.Fprintf(os.Stderr, "drover: %s\n", msg)
+	return execFailedCode
+}
+
+// closeOnExecFrom marks every fd from first up close-on-exec, so the worker
+// gets exactly stdio and its sockets, as from systemd. Go opens everything
+// close-on-exec, but drover may have inherited stray fds from whatever
+// started it (a shell, an IDE; not systemd, which starts services clean).
+func closeOnExecFrom(first int) {
+	if err := unix.CloseRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return
+	}
+	// Kernels before 5.11 lack CLOSE_RANGE_CLOEXEC.
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= first {
+			unix.CloseOnExec(fd)
+		}
+	}
+}
