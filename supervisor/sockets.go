@@ -167,7 +167,7 @@ func closeFiles(files []*os.File) {
 func newSocket(f *os.File, name string) (Socket, error) {
 	fd := int(f.Fd())
 	if typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil {
-		return Socket{}, fmt.Errorf("fd %d (%s) is not a socket: %w", fd, name, err)
+		return Socket{}, usage(fmt.Errorf("fd %d (%s) is not a socket: %w", fd, name, err))
 	} else if typ != unix.SOCK_STREAM && typ != unix.SOCK_SEQPACKET {
 		return Socket{}, usage(fmt.Errorf("fd %d (%s) is not a stream socket: drover shares listening stream sockets (ListenStream=)", fd, name))
 	}

@@ -124,23 +124,23 @@ Flags:
 }
 
 func runCommand(args []string, stdout, stderr io.Writer) int {
-	fs, o := runFlags(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, "usage: drover run [flags] -- COMMAND [ARGS...] (drover help run)") }
+	fs, o := runFlags(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printRunUsage(stdout, fs)
 			return 0
 		}
-		return exitUsage // flag already printed the one-line error and usage
+		fmt.Fprintf(stderr, "drover run: %v (see drover help run)\n", err)
+		return exitUsage
 	}
 	log := logrus.New()
 	log.Out = stderr
-	if level, err := logrus.ParseLevel(o.logLevel); err != nil {
+	level, err := logrus.ParseLevel(o.logLevel)
+	if err != nil {
 		fmt.Fprintf(stderr, "drover: --log-level %q: want debug, info, warn or error\n", o.logLevel)
 		return exitUsage
-	} else {
-		log.SetLevel(level)
 	}
+	log.SetLevel(level)
 	// journald stamps every line itself.
 	log.Formatter = &logrus.TextFormatter{DisableTimestamp: os.Getenv("JOURNAL_STREAM") != "", FullTimestamp: true}
 
@@ -151,11 +151,9 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.Log = log
 	cfg.NotifySocket = os.Getenv("NOTIFY_SOCKET")
-	if interval, err := daemon.SdWatchdogEnabled(false); err != nil {
+	if cfg.WatchdogInterval, err = daemon.SdWatchdogEnabled(false); err != nil {
 		fmt.Fprintf(stderr, "drover: %v\n", err)
 		return exitUsage
-	} else {
-		cfg.WatchdogInterval = interval
 	}
 	cfg.TestHooks = os.Getenv("DROVER_TEST_HOOKS")
 

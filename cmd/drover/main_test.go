@@ -1,0 +1,324 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests run the real drover binary as a user would, including under
+// systemd-socket-activate, the socket-activation tool systemd ships.
+
+var bin struct{ drover, example, testworker string }
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "drover-cmd-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin.drover, bin.example, bin.testworker = filepath.Join(dir, "drover"), filepath.Join(dir, "example-worker"), filepath.Join(dir, "testworker")
+	for out, pkg := range map[string]string{bin.drover: ".", bin.example: "../../testdata/example-worker", bin.testworker: "../../testdata/testworker"} {
+		build := exec.Command("go", "build", "-o", out, pkg)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, b)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const waitLimit = 30 * time.Second
+
+// freePort returns a loopback port that was free a moment ago, for tools
+// that take a port rather than a socket.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// started is a process the test started; it is killed in Cleanup if the
+// test did not end it.
+type started struct {
+	cmd    *exec.Cmd
+	stderr *lineLog
+	exited chan error
+}
+
+func startProcess(t *testing.T, name string, args ...string) *started {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &started{cmd: cmd, stderr: newLineLog(pipe), exited: make(chan error, 1)}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.stderr.wait(); p.exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-p.exited
+		if t.Failed() {
+			t.Logf("%s stderr:\n%s", name, p.stderr.String())
+		}
+	})
+	return p
+}
+
+// wait returns the exit code.
+func (p *started) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case err := <-p.exited:
+		p.exited <- err
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(waitLimit):
+		t.Fatal("process did not exit")
+	}
+	return -1
+}
+
+// lineLog collects a process's stderr and lets a test wait for a line.
+type lineLog struct {
+	lines chan string
+	all   strings.Builder
+	done  chan struct{}
+	seen  []string
+}
+
+func newLineLog(r io.Reader) *lineLog {
+	l := &lineLog{lines: make(chan string, 10000), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			l.lines <- sc.Text()
+		}
+		close(l.lines)
+	}()
+	return l
+}
+
+func (l *lineLog) wait() { <-l.done }
+
+// waitFor returns the first line (seen or coming) that contains substr.
+func (l *lineLog) waitFor(t *testing.T, substr string) string {
+	t.Helper()
+	for _, s := range l.seen {
+		if strings.Contains(s, substr) {
+			return s
+		}
+	}
+	deadline := time.After(waitLimit)
+	for {
+		select {
+		case s, ok := <-l.lines:
+			if !ok {
+				t.Fatalf("stderr ended without %q", substr)
+			}
+			l.seen = append(l.seen, s)
+			l.all.WriteString(s + "\n")
+			if strings.Contains(s, substr) {
+				return s
+			}
+		case <-deadline:
+			t.Fatalf("no %q on stderr", substr)
+		}
+	}
+}
+
+func (l *lineLog) String() string {
+	for {
+		select {
+		case s, ok := <-l.lines:
+			if !ok {
+				return l.all.String()
+			}
+			l.seen = append(l.seen, s)
+			l.all.WriteString(s + "\n")
+		default:
+			return l.all.String()
+		}
+	}
+}
+
+var answer = regexp.MustCompile(`pid=(\d+) worker=(\d+) generation=(\d+)`)
+
+// ask makes one request on a new connection; it returns pid and slot.
+func ask(t *testing.T, addr string) (pid, slot string) {
+	t.Helper()
+	client := &http.Client{Timeout: waitLimit, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatalf("GET %s: %v", addr, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := answer.FindStringSubmatch(string(b))
+	if m == nil {
+		t.Fatalf("GET %s: unexpected answer %q", addr, b)
+	}
+	return m[1], m[2]
+}
+
+func alive(pid string) bool {
+	var n int
+	fmt.Sscan(pid, &n)
+	return syscall.Kill(n, 0) == nil
+}
+
+// The issue's definition of done: under systemd-socket-activate, two
+// workers answer from distinct pids; kill -9 of one is healed in its slot;
+// SIGTERM drains and drover exits 0 with no worker left.
+func TestSocketActivatedWorkers(t *testing.T) {
+	activate, err := exec.LookPath("systemd-socket-activate")
+	if err != nil {
+		t.Fatal("systemd-socket-activate not installed (Debian package systemd; make deps installs it)")
+	}
+	addr := freePort(t)
+	p := startProcess(t, activate, "-l", addr, bin.drover, "run", "--workers", "2", "--", bin.example)
+	p.stderr.waitFor(t, "Listening on "+addr)
+
+	// The first connection makes systemd-socket-activate exec drover; it
+	// waits in the backlog until a worker accepts it.
+	slots := map[string]string{} // slot -> pid
+	for i := 0; len(slots) < 2 && i < 2000; i++ {
+		pid, slot := ask(t, addr)
+		slots[slot] = pid
+	}
+	if len(slots) != 2 || slots["0"] == slots["1"] {
+		t.Fatalf("want 2 workers with distinct pids answering, got %v", slots)
+	}
+
+	p.stderr.waitFor(t, "all 2 workers ready")
+	victim := slots["0"]
+	var pidNum int
+	fmt.Sscan(victim, &pidNum)
+	if err := syscall.Kill(pidNum, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.stderr.waitFor(t, "restarting worker")
+	healed := ""
+	for i := 0; healed == "" && i < 2000; i++ {
+		if pid, slot := ask(t, addr); slot == "0" && pid != victim {
+			healed = pid
+		}
+	}
+	if healed == "" {
+		t.Fatalf("slot 0 never answered from a new pid after kill -9 of %s", victim)
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("drover exited %d after SIGTERM, want 0", code)
+	}
+	for _, pid := range []string{slots["1"], healed} {
+		if alive(pid) {
+			t.Errorf("worker %s still alive after drover exited", pid)
+		}
+	}
+}
+
+// A second SIGTERM during the drain does not cut the drain short or lose
+// the SIGKILL that ends a worker ignoring the stop signal.
+func TestSecondSIGTERMKeepsDraining(t *testing.T) {
+	p := startProcess(t, bin.drover, "run", "--listen", "127.0.0.1:0", "--workers", "1", "--stop-timeout", "1s", "--", bin.testworker, "-mode", "ignore-term")
+	pidLine := p.stderr.waitFor(t, "worker ready")
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.stderr.waitFor(t, "draining workers")
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.stderr.waitFor(t, "while already stopping: the drain continues")
+	p.stderr.waitFor(t, "sending SIGKILL")
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("exit %d, want 0", code)
+	}
+	if m := regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(pidLine); m == nil || alive(m[1]) {
+		t.Errorf("worker from %q still alive", pidLine)
+	}
+}
+
+// Bad input: one clear line, exit code 2, never a panic.
+func TestBadInput(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	sh := func(env string) []string {
+		// exec keeps the shell's pid, so LISTEN_PID=$$ is drover's pid.
+		return []string{"sh", "-c", env + ` exec "$0" run -- true`, bin.drover}
+	}
+	for _, tc := range []struct {
+		name string
+		argv []string
+		want string
+	}{
+		{"no command", []string{bin.drover}, ""},
+		{"unknown command", []string{bin.drover, "jump"}, `unknown command "jump"`},
+		{"unknown flag", []string{bin.drover, "run", "--bogus", "--", "true"}, "flag provided but not defined: -bogus"},
+		{"zero workers", []string{bin.drover, "run", "--workers", "0", "--listen", "127.0.0.1:0", "--", "true"}, `--workers "0"`},
+		{"absurd workers", []string{bin.drover, "run", "--workers", "5000", "--listen", "127.0.0.1:0", "--", "true"}, "from 1 to 1024"},
+		{"bad ready", []string{bin.drover, "run", "--ready", "soon", "--listen", "127.0.0.1:0", "--", "true"}, `--ready "soon"`},
+		{"bad signal", []string{bin.drover, "run", "--stop-signal", "FOO", "--listen", "127.0.0.1:0", "--", "true"}, `signal "FOO"`},
+		{"missing command", []string{bin.drover, "run", "--listen", "127.0.0.1:0"}, "no worker command"},
+		{"command not found", []string{bin.drover, "run", "--listen", "127.0.0.1:0", "--", "/nonexistent/app"}, `worker command "/nonexistent/app"`},
+		{"no sockets", []string{bin.drover, "run", "--", "true"}, "no sockets"},
+		{"bad address", []string{bin.drover, "run", "--listen", "127.0.0.1", "--", "true"}, "want HOST:PORT"},
+		{"busy address", []string{bin.drover, "run", "--listen", busy.Addr().String(), "--", "true"}, "address already in use"},
+		{"malformed LISTEN_FDS", sh("LISTEN_PID=$$ LISTEN_FDS=abc"), `LISTEN_FDS="abc"`},
+		{"names do not match", sh("LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=a:b"), "has 2 names for LISTEN_FDS=1"},
+		{"fd 3 is not a socket", sh("exec 3</dev/null; LISTEN_PID=$$ LISTEN_FDS=1"), "fd 3 (unknown) is not a socket"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(tc.argv[0], tc.argv[1:]...)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+				t.Fatalf("exit %v, want code 2; stderr %q", err, stderr.String())
+			}
+			out := stderr.String()
+			if strings.Contains(out, "panic") || strings.Contains(out, "goroutine") {
+				t.Fatalf("panicked: %s", out)
+			}
+			if tc.want == "" {
+				return // usage text
+			}
+			if strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, tc.want) {
+				t.Errorf("stderr %q, want one line containing %q", out, tc.want)
+			}
+		})
+	}
+}
