@@ -46,6 +46,14 @@ type Config struct {
 	MaxFailures   int
 	FailureWindow time.Duration
 
+	// ReloadBatch is how many new workers start at once during a reload.
+	ReloadBatch Batch
+	// ControlSocket is where `drover reload` finds this drover ("": none).
+	ControlSocket string
+	// RuntimeDir is where drover keeps its private files (pinned
+	// executables); "" means the system's temp directory.
+	RuntimeDir string
+
 	// NotifySocket is systemd's NOTIFY_SOCKET ("" outside systemd: all
 	// notifications are then no-ops), read once by the caller.
 	NotifySocket string
@@ -80,6 +88,9 @@ func (c Config) withDefaults() Config {
 	setDuration(&c.BackoffMax, 15*time.Second)
 	setDuration(&c.MinUptime, 5*time.Second)
 	setDuration(&c.FailureWindow, time.Minute)
+	if c.ReloadBatch == (Batch{}) {
+		c.ReloadBatch = Batch{Count: 1}
+	}
 	if c.MaxFailures == 0 {
 		c.MaxFailures = 5
 	}

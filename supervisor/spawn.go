@@ -89,7 +89,7 @@ type process struct {
 
 // launch starts a worker through the trampoline with the sockets at fds
 // 3.., the exec status pipe right after them.
-func (s *Supervisor) launch(id, generation int) (*process, error) {
+func (s *Supervisor) launch(id int, gen *generation) (*process, error) {
 	statusR, statusW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("start worker %d: status pipe: %w", id, err)
@@ -102,11 +102,11 @@ func (s *Supervisor) launch(id, generation int) (*process, error) {
 	files = append(files, statusW)
 	statusFD := 3 + len(s.sockets)
 
-	args := append([]string{TrampolineArg, strconv.Itoa(statusFD), s.path}, s.cfg.Command...)
+	args := append([]string{TrampolineArg, strconv.Itoa(statusFD), gen.exe.execPath()}, s.cfg.Command...)
 	cmd := &exec.Cmd{
 		Path:       s.cfg.Trampoline,
 		Args:       append([]string{s.cfg.Command[0]}, args...),
-		Env:        s.workerEnv(id, generation),
+		Env:        s.workerEnv(id, gen.number),
 		ExtraFiles: files,
 		Stdout:     os.Stdout,
 		Stderr:     os.Stderr,

@@ -20,12 +20,16 @@ import (
 type Supervisor struct {
 	cfg          Config
 	log          logrus.FieldLogger
-	path         string // Command[0] resolved in PATH
 	sockets      []Socket
 	baseEnv      []string
 	notifier     *systemdNotifier
 	workerNotify *workerNotifySocket
+	control      *controlServer // nil without a control socket
 	spawner      *spawner
+	// pinDir holds the symlinks to pinned executables ("" if none could be
+	// made: workers are then exec'd by path).
+	pinDir     string
+	removePins bool
 
 	events chan event
 	// done is closed when Run returns, so goroutines with an event to post
@@ -34,19 +38,29 @@ type Supervisor struct {
 	wg   sync.WaitGroup
 
 	// Owned by the event loop from here on.
-	slots    []*slot
-	gen      *generation
+	slots   []*slot
+	current *generation // the generation serving (or starting, at first)
+	rollout *rollout    // a reload or rollback under way
+	// pending holds reload requests that came during a rollout: they are
+	// served together by one more reload after it (nil entries: SIGHUP).
+	pending  []chan<- error
 	byPid    map[int]*worker
 	restarts int
-	stopping bool
-	exitErr  error
+	reloads  int
+	// reloadFailure says why the last reload failed, until one succeeds.
+	reloadFailure string
+	stopping      bool
+	exitErr       error
 }
 
 // slot is one of the N worker positions. It keeps its id (DROVER_WORKER_ID)
 // and its failure history across the workers that fill it.
 type slot struct {
-	id           int
-	worker       *worker // nil while backing off
+	id     int
+	worker *worker // serving or starting; nil while backing off
+	// next is a worker of a rollout's generation starting to replace
+	// worker; it takes the slot once ready.
+	next         *worker
 	failures     []time.Time
 	consecutive  int // failures since a worker last stayed up MinUptime
 	restartTimer *time.Timer
@@ -76,6 +90,7 @@ type worker struct {
 type generation struct {
 	number int
 	state  generationState
+	exe    *pinnedExe
 }
 
 type event any
@@ -94,17 +109,17 @@ type (
 	evStopTimeout  struct{ w *worker }
 	evRestartDue   struct{ s *slot }
 	evNotify       notifyMessage
+	evReload       struct{ reply chan<- error }
 )
 
 // New checks the configuration, resolves the command and takes or opens the
 // sockets. Errors in what the user asked for satisfy errors.Is(err, ErrUsage).
-func New(cfg Config) (*Supervisor, error) {
+func New(cfg Config) (_ *Supervisor, err error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	path, err := exec.LookPath(cfg.Command[0])
-	if err != nil {
+	if _, err := exec.LookPath(cfg.Command[0]); err != nil {
 		return nil, usage(fmt.Errorf("worker command %q: %w", cfg.Command[0], errors.Unwrap(err)))
 	}
 	if cfg.Workers == 0 {
@@ -112,8 +127,21 @@ func New(cfg Config) (*Supervisor, error) {
 			return nil, fmt.Errorf("count usable CPUs for --workers auto: %w", err)
 		}
 	}
-	sockets, activated, err := systemdSockets()
-	if err != nil {
+	s := &Supervisor{
+		cfg:      cfg,
+		log:      cfg.Log,
+		notifier: &systemdNotifier{addr: cfg.NotifySocket},
+		events:   make(chan event),
+		done:     make(chan struct{}),
+		byPid:    map[int]*worker{},
+	}
+	defer func() {
+		if err != nil {
+			s.closeResources()
+		}
+	}()
+	var activated bool
+	if s.sockets, activated, err = systemdSockets(); err != nil {
 		return nil, err
 	}
 	if activated {
@@ -124,7 +152,7 @@ func New(cfg Config) (*Supervisor, error) {
 		if len(cfg.Listen) == 0 {
 			return nil, usage(errors.New("no sockets: not socket-activated (LISTEN_FDS unset) and no --listen given"))
 		}
-		if sockets, err = openSockets(cfg.Listen); err != nil {
+		if s.sockets, err = openSockets(cfg.Listen); err != nil {
 			return nil, err
 		}
 	}
@@ -132,25 +160,21 @@ func New(cfg Config) (*Supervisor, error) {
 	if environ == nil {
 		environ = os.Environ()
 	}
-	workerNotify, err := listenWorkerNotify()
-	if err != nil {
-		for _, s := range sockets {
-			s.Close()
-		}
+	s.baseEnv = workerBaseEnv(environ)
+	if s.workerNotify, err = listenWorkerNotify(); err != nil {
 		return nil, err
 	}
-	return &Supervisor{
-		cfg:          cfg,
-		log:          cfg.Log,
-		path:         path,
-		sockets:      sockets,
-		baseEnv:      workerBaseEnv(environ),
-		notifier:     &systemdNotifier{addr: cfg.NotifySocket},
-		workerNotify: workerNotify,
-		events:       make(chan event),
-		done:         make(chan struct{}),
-		byPid:        map[int]*worker{},
-	}, nil
+	if cfg.ControlSocket != "" {
+		if s.control, err = listenControl(cfg.ControlSocket); err != nil {
+			return nil, err
+		}
+	}
+	if dir, err := os.MkdirTemp(cfg.RuntimeDir, "drover-exe-"); err == nil {
+		s.pinDir, s.removePins = dir, true
+	} else {
+		s.log.WithError(err).Warn("no place to pin the worker command: a rollback will run what is on disk then")
+	}
+	return s, nil
 }
 
 // Addrs returns the local addresses of the sockets, in fd order.
@@ -165,6 +189,7 @@ func (s *Supervisor) Addrs() []string {
 // Run starts the workers and supervises them until ctx is cancelled or
 // SIGTERM/SIGINT arrives (then it drains them and returns nil), or until
 // the start or a crash loop fails (then it stops them and returns why).
+// SIGHUP reloads, as does Reload.
 func (s *Supervisor) Run(ctx context.Context) error {
 	s.spawner = newSpawner()
 	defer s.cleanup()
@@ -179,6 +204,10 @@ func (s *Supervisor) Run(ctx context.Context) error {
 
 	s.wg.Add(1)
 	go s.readWorkerNotify()
+	if s.control != nil {
+		s.wg.Add(1)
+		go s.serveControl()
+	}
 
 	var watchdog <-chan time.Time
 	if s.cfg.WatchdogInterval > 0 {
@@ -191,14 +220,11 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		"workers": s.cfg.Workers, "sockets": strings.Join(s.Addrs(), " "),
 		"command": strings.Join(s.cfg.Command, " "), "ready": s.cfg.Ready.String(),
 	}).Info("starting workers")
-	s.gen = &generation{number: 1, state: generationStarting}
+	// systemd's TimeoutStartSec may be shorter than our ready timeout.
 	s.notify(fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d", (s.cfg.ReadyTimeout + 10*time.Second).Microseconds()))
-	for i := range s.cfg.Workers {
-		sl := &slot{id: i}
-		s.slots = append(s.slots, sl)
-		s.startWorker(sl)
+	if err := s.startFirstGeneration(); err != nil {
+		return err
 	}
-	s.updateStatus()
 
 	ctxDone := ctx.Done()
 	for !s.stopping || len(s.byPid) > 0 {
@@ -213,6 +239,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		case <-watchdog:
 			s.notify("WATCHDOG=1")
 		}
+		s.updateStatus()
 	}
 	if s.exitErr != nil {
 		s.notify("STATUS=failed: " + s.exitErr.Error())
@@ -223,18 +250,84 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	return s.exitErr
 }
 
+func (s *Supervisor) startFirstGeneration() error {
+	gen, err := s.newGeneration(1)
+	if err != nil {
+		s.stopping = true
+		return err
+	}
+	s.current = gen
+	for i := range s.cfg.Workers {
+		sl := &slot{id: i}
+		s.slots = append(s.slots, sl)
+		if w := s.startWorker(sl, gen); w != nil {
+			sl.worker = w
+		}
+		if s.stopping {
+			break // the start failed
+		}
+	}
+	s.updateStatus()
+	return nil
+}
+
+// newGeneration resolves the command in PATH again (a reload may find a new
+// install) and pins what it finds.
+func (s *Supervisor) newGeneration(number int) (*generation, error) {
+	path, err := exec.LookPath(s.cfg.Command[0])
+	if err != nil {
+		return nil, fmt.Errorf("worker command %q: %w", s.cfg.Command[0], errors.Unwrap(err))
+	}
+	exe, err := pinExe(path, s.pinDir, number)
+	if err != nil {
+		return nil, err
+	}
+	return &generation{number: number, state: generationStarting, exe: exe}, nil
+}
+
+// Reload asks the running loop to reload and waits for the result.
+func (s *Supervisor) Reload() error {
+	reply := make(chan error, 1)
+	s.post(evReload{reply: reply})
+	select {
+	case err := <-reply:
+		return err
+	case <-s.done:
+		return errors.New("drover stopped")
+	}
+}
+
 func (s *Supervisor) cleanup() {
 	close(s.done)
-	s.workerNotify.close()
 	for _, sl := range s.slots {
 		if sl.restartTimer != nil {
 			sl.restartTimer.Stop()
 		}
 	}
+	s.closeResources()
 	s.wg.Wait()
 	s.spawner.close()
+}
+
+// closeResources closes what New opened; safe on a half-built Supervisor.
+func (s *Supervisor) closeResources() {
+	if s.workerNotify != nil {
+		s.workerNotify.close()
+	}
+	if s.control != nil {
+		s.control.listener.Close()
+	}
 	for _, sock := range s.sockets {
 		sock.Close()
+	}
+	if s.current != nil {
+		s.current.exe.close()
+	}
+	if s.rollout != nil {
+		s.rollout.target.exe.close()
+	}
+	if s.removePins {
+		os.RemoveAll(s.pinDir)
 	}
 }
 
@@ -263,17 +356,36 @@ func (s *Supervisor) handle(ev event) {
 	case evStopTimeout:
 		s.handleStopTimeout(ev.w)
 	case evRestartDue:
-		ev.s.restartTimer = nil
-		if !s.stopping && ev.s.worker == nil {
-			s.restarts++
-			s.startWorker(ev.s)
-		}
+		s.handleRestartDue(ev.s)
 	case evNotify:
 		s.handleNotify(notifyMessage(ev))
+	case evReload:
+		s.requestReload(ev.reply, "reload requested")
+	case evControl:
+		s.handleControl(ev)
 	default:
 		panic(fmt.Sprintf("supervisor: unknown event %T", ev))
 	}
-	s.updateStatus()
+}
+
+func (s *Supervisor) handleControl(ev evControl) {
+	switch ev.req.Command {
+	case "reload":
+		done := make(chan error, 1)
+		s.requestReload(done, "reload requested on the control socket")
+		// The answer comes when the reload ends; wait for it off the loop.
+		go func() {
+			select {
+			case err := <-done:
+				if err != nil {
+					ev.reply <- ControlResponse{Error: err.Error()}
+				} else {
+					ev.reply <- ControlResponse{OK: true}
+				}
+			case <-s.done:
+			}
+		}()
+	}
 }
 
 func (s *Supervisor) handleSignal(sig os.Signal) {
@@ -281,258 +393,10 @@ func (s *Supervisor) handleSignal(sig os.Signal) {
 	case syscall.SIGTERM, syscall.SIGINT:
 		s.stop(nil, "received "+unix.SignalName(sig.(syscall.Signal)))
 	case syscall.SIGHUP:
-		s.log.Warn("SIGHUP: reload is not implemented yet; keeping the current workers")
+		s.requestReload(nil, "received SIGHUP")
 	case syscall.SIGUSR2:
 		s.log.Warn("test hook stall-on-sigusr2: blocking the event loop forever")
 		select {}
-	}
-}
-
-func (s *Supervisor) workerLog(w *worker) logrus.FieldLogger {
-	return s.log.WithFields(logrus.Fields{"worker": w.slot.id, "pid": w.pid, "generation": w.gen.number})
-}
-
-// move applies a state transition; an illegal one is a bug, logged loudly
-// and otherwise ignored so one mistake cannot take down running workers.
-func (s *Supervisor) move(w *worker, to workerState) bool {
-	if err := w.moveTo(to); err != nil {
-		s.workerLog(w).WithError(err).Error("bug: illegal worker state transition")
-		return false
-	}
-	return true
-}
-
-func (s *Supervisor) startWorker(sl *slot) {
-	proc, err := s.launch(sl.id, s.gen.number)
-	if err != nil {
-		s.log.WithField("worker", sl.id).WithError(err).Error("worker did not start")
-		s.slotFailed(sl, 0, err.Error())
-		return
-	}
-	w := &worker{slot: sl, gen: s.gen, proc: proc, pid: proc.pid, state: workerStarting, started: time.Now()}
-	sl.worker = w
-	s.byPid[w.pid] = w
-	s.workerLog(w).Info("worker started")
-
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		state, execErr := proc.wait()
-		s.post(evExited{w: w, state: state, execErr: execErr})
-	}()
-	w.timer = time.AfterFunc(s.cfg.ReadyTimeout, func() { s.post(evReadyTimeout{w}) })
-	switch s.cfg.Ready.Mode {
-	case ReadyListen:
-		ctx, cancel := context.WithCancel(context.Background())
-		w.cancelProbe = cancel
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.probeListening(ctx, w)
-		}()
-	case ReadyDelay:
-		ctx, cancel := context.WithCancel(context.Background())
-		w.cancelProbe = cancel
-		t := time.AfterFunc(s.cfg.Ready.Delay, func() { s.post(evReady{w, "delay"}) })
-		context.AfterFunc(ctx, func() { t.Stop() })
-	case ReadyNotify:
-		// READY=1 arrives through handleNotify.
-	}
-}
-
-// endWatching stops what watches a worker's start or stop.
-func (w *worker) endWatching() {
-	if w.cancelProbe != nil {
-		w.cancelProbe()
-		w.cancelProbe = nil
-	}
-	if w.timer != nil {
-		w.timer.Stop()
-		w.timer = nil
-	}
-}
-
-func (s *Supervisor) handleReady(w *worker, how string) {
-	if w.state != workerStarting {
-		return // a late probe or datagram for a worker that moved on
-	}
-	if !s.move(w, workerReady) {
-		return
-	}
-	w.endWatching()
-	w.readyAt = time.Now()
-	s.workerLog(w).WithFields(logrus.Fields{"how": how, "took": w.readyAt.Sub(w.started).Round(time.Millisecond)}).Info("worker ready")
-	if s.gen.state == generationStarting && s.readyCount() == len(s.slots) {
-		if err := s.gen.moveTo(generationServing); err != nil {
-			s.log.WithError(err).Error("bug: illegal generation state transition")
-		}
-		s.log.WithField("generation", s.gen.number).Infof("all %d workers ready", len(s.slots))
-		s.notifier.lastStatus = s.statusLine()
-		s.notify("READY=1\nSTATUS=" + s.notifier.lastStatus)
-	}
-}
-
-func (s *Supervisor) handleReadyTimeout(w *worker) {
-	if w.state != workerStarting {
-		return
-	}
-	w.failure = fmt.Sprintf("not ready within --ready-timeout %v (--ready %s)", s.cfg.ReadyTimeout, s.cfg.Ready)
-	w.endWatching()
-	s.workerLog(w).Warn("worker " + w.failure + "; killing it")
-	s.kill(w)
-}
-
-func (s *Supervisor) handleStopTimeout(w *worker) {
-	if w.state != workerDraining {
-		return
-	}
-	w.timer = nil
-	s.workerLog(w).Warnf("worker still running %v after the stop signal; sending SIGKILL", s.cfg.StopTimeout)
-	s.kill(w)
-}
-
-// kill sends SIGKILL to the worker's process group, so that whatever the
-// worker forked goes too (under systemd, KillMode=mixed would catch it; in
-// dev mode nothing else would).
-func (s *Supervisor) kill(w *worker) {
-	if w.state == workerExited {
-		return
-	}
-	unix.Kill(-w.pid, unix.SIGKILL)
-	unix.Kill(w.pid, unix.SIGKILL)
-}
-
-func (s *Supervisor) handleExit(w *worker, ps *os.ProcessState, execErr string) {
-	if !s.move(w, workerExited) {
-		return
-	}
-	w.endWatching()
-	delete(s.byPid, w.pid)
-	sl := w.slot
-	if sl.worker == w {
-		sl.worker = nil
-	}
-	how := describeExit(ps)
-	log := s.workerLog(w).WithField("exit", how)
-	if w.stopRequested && w.failure == "" {
-		log.Info("worker exited")
-		return
-	}
-	reason := how
-	switch {
-	case execErr != "":
-		reason = execErr
-	case w.failure != "":
-		reason = w.failure
-	}
-	log.WithField("reason", reason).Warn("worker failed")
-	if s.stopping {
-		return
-	}
-	var upFor time.Duration
-	if !w.readyAt.IsZero() {
-		upFor = time.Since(w.readyAt)
-	}
-	s.slotFailed(sl, upFor, reason)
-}
-
-// slotFailed decides what follows a failure: during the first start it
-// fails drover's start as a whole (so `systemctl start` fails with the
-// reason, like a single service that died before READY=1); later it is a
-// restart after backoff, unless the slot is crash-looping.
-func (s *Supervisor) slotFailed(sl *slot, upFor time.Duration, reason string) {
-	if s.gen.state == generationStarting {
-		s.stop(fmt.Errorf("%w: worker %d: %s", ErrStartFailed, sl.id, reason), "start failed")
-		return
-	}
-	now := time.Now()
-	kept := sl.failures[:0]
-	for _, t := range sl.failures {
-		if now.Sub(t) < s.cfg.FailureWindow {
-			kept = append(kept, t)
-		}
-	}
-	sl.failures = append(kept, now)
-	if len(sl.failures) >= s.cfg.MaxFailures {
-		s.stop(fmt.Errorf("%w: worker %d failed %d times within %v; last: %s",
-			ErrCrashLoop, sl.id, len(sl.failures), s.cfg.FailureWindow, reason), "crash loop")
-		return
-	}
-	if upFor >= s.cfg.MinUptime {
-		sl.consecutive = 0
-	}
-	sl.consecutive++
-	delay := s.cfg.BackoffMin << min(sl.consecutive-1, 30)
-	if delay > s.cfg.BackoffMax || delay <= 0 {
-		delay = s.cfg.BackoffMax
-	}
-	s.log.WithFields(logrus.Fields{"worker": sl.id, "in": delay, "failures": len(sl.failures)}).Info("restarting worker")
-	sl.restartTimer = time.AfterFunc(delay, func() { s.post(evRestartDue{sl}) })
-}
-
-func describeExit(ps *os.ProcessState) string {
-	if ps == nil {
-		return "unknown"
-	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return "killed by " + unix.SignalName(ws.Signal())
-	}
-	return fmt.Sprintf("exit status %d", ps.ExitCode())
-}
-
-// stop drains every worker; err (nil for a requested stop) is what Run
-// returns. Stopping twice keeps the first drain going.
-func (s *Supervisor) stop(err error, why string) {
-	if s.stopping {
-		s.log.WithField("workers_left", len(s.byPid)).Info(why + " while already stopping: the drain continues")
-		return
-	}
-	s.stopping = true
-	s.exitErr = err
-	if s.gen.state != generationRetiring {
-		s.gen.moveTo(generationRetiring)
-	}
-	for _, sl := range s.slots {
-		if sl.restartTimer != nil {
-			sl.restartTimer.Stop()
-			sl.restartTimer = nil
-		}
-	}
-	// systemd's TimeoutStopSec may be shorter than our drain: ask for the
-	// drain plus time to SIGKILL and reap.
-	s.notify(fmt.Sprintf("STOPPING=1\nEXTEND_TIMEOUT_USEC=%d", (s.cfg.StopTimeout + 5*time.Second).Microseconds()))
-	s.log.WithFields(logrus.Fields{"workers": len(s.byPid), "signal": unix.SignalName(s.cfg.StopSignal), "timeout": s.cfg.StopTimeout}).Info(why + ": draining workers")
-	for _, w := range s.byPid {
-		s.stopWorker(w)
-	}
-}
-
-func (s *Supervisor) stopWorker(w *worker) {
-	if w.state != workerStarting && w.state != workerReady {
-		return
-	}
-	w.stopRequested = true
-	s.move(w, workerDraining)
-	w.endWatching()
-	if err := unix.Kill(w.pid, s.cfg.StopSignal); err != nil {
-		s.workerLog(w).WithError(err).Warn("send stop signal")
-	}
-	w.timer = time.AfterFunc(s.cfg.StopTimeout, func() { s.post(evStopTimeout{w}) })
-}
-
-func (s *Supervisor) handleNotify(msg notifyMessage) {
-	w := s.byPid[msg.pid]
-	if w == nil {
-		// Not a worker's main process (a worker's child, or a stranger):
-		// ignored, as systemd does with NotifyAccess=main.
-		s.log.WithField("pid", msg.pid).Debug("notify datagram from a non-worker ignored")
-		return
-	}
-	if st, ok := msg.fields["STATUS"]; ok {
-		w.status = st
-	}
-	if msg.fields["READY"] == "1" && s.cfg.Ready.Mode == ReadyNotify {
-		s.handleReady(w, "notify")
 	}
 }
 
@@ -553,31 +417,5 @@ func (s *Supervisor) readWorkerNotify() {
 		if msg.pid != 0 {
 			s.post(evNotify(msg))
 		}
-	}
-}
-
-func (s *Supervisor) readyCount() int {
-	n := 0
-	for _, sl := range s.slots {
-		if sl.worker != nil && sl.worker.state == workerReady {
-			n++
-		}
-	}
-	return n
-}
-
-func (s *Supervisor) statusLine() string {
-	switch {
-	case s.stopping:
-		return fmt.Sprintf("stopping: draining %d workers", len(s.byPid))
-	case s.gen.state == generationStarting:
-		return fmt.Sprintf("starting: %d/%d workers ready · generation %d", s.readyCount(), len(s.slots), s.gen.number)
-	}
-	return fmt.Sprintf("%d/%d workers ready · generation %d · %d restarts", s.readyCount(), len(s.slots), s.gen.number, s.restarts)
-}
-
-func (s *Supervisor) updateStatus() {
-	if err := s.notifier.status(s.statusLine()); err != nil {
-		s.log.WithError(err).Warn("sd_notify failed")
 	}
 }

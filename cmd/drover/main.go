@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -24,6 +26,7 @@ systemd's sockets, restarts workers that fail and drains them on stop.
 
 Usage:
   drover run [flags] -- COMMAND [ARGS...]   supervise workers
+  drover reload [--control PATH]            reload a running drover; waits for the result
   drover version                            print the version
   drover help [COMMAND]                     show help
 
@@ -50,10 +53,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		return runCommand(args[1:], stdout, stderr)
+	case "reload":
+		return reloadCommand(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "drover %s\n", version)
 		return 0
 	case "help", "-h", "--help":
+		if len(args) > 1 && args[1] == "reload" {
+			return reloadCommand([]string{"--help"}, stdout, stderr)
+		}
 		if len(args) > 1 && args[1] == "run" {
 			fs, _ := runFlags(io.Discard)
 			printRunUsage(stdout, fs)
@@ -79,6 +87,8 @@ type runOptions struct {
 	minUptime    time.Duration
 	maxFailures  int
 	window       time.Duration
+	reloadBatch  string
+	control      string
 	logLevel     string
 }
 
@@ -103,6 +113,8 @@ func runFlags(stderr io.Writer) (*flag.FlagSet, *runOptions) {
 	fs.DurationVar(&o.minUptime, "min-uptime", 5*time.Second, "a worker up this long resets its slot's backoff")
 	fs.IntVar(&o.maxFailures, "max-failures", 5, "this many failures of one worker slot within --failure-window is a crash loop: drover stops and exits 1")
 	fs.DurationVar(&o.window, "failure-window", time.Minute, "window for --max-failures")
+	fs.StringVar(&o.reloadBatch, "reload-batch", "1", "how many new workers start at once during a reload: a count or a percentage (25%)")
+	fs.StringVar(&o.control, "control", "", "control socket for drover reload (default $RUNTIME_DIRECTORY/control.sock when systemd sets RuntimeDirectory=)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return fs, o
 }
@@ -115,7 +127,10 @@ systemd's sockets; otherwise drover opens the --listen addresses. Each worker
 sees exactly what systemd gives one process: the sockets at fds 3..,
 LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID (its own pid); plus
 DROVER_WORKER_ID (0..N-1), DROVER_GENERATION and a NOTIFY_SOCKET for READY=1
-and STATUS=. SIGTERM or SIGINT drains the workers and exits 0.
+and STATUS=. SIGTERM or SIGINT drains the workers and exits 0. SIGHUP or
+drover reload replaces the workers with the program now on disk, a batch at
+a time, each new worker ready before an old one drains; if a new worker
+fails, the old version keeps serving and the reload fails.
 
 Flags:
 `)
@@ -156,6 +171,8 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	cfg.TestHooks = os.Getenv("DROVER_TEST_HOOKS")
+	cfg.RuntimeDir = runtimeDir()
+	cfg.ControlSocket = controlPath(o.control)
 
 	sup, err := supervisor.New(cfg)
 	if err != nil {
@@ -193,7 +210,12 @@ func (o *runOptions) config(command []string) (supervisor.Config, error) {
 			return supervisor.Config{}, fmt.Errorf("--%s %v: want a positive duration", name, d)
 		}
 	}
+	batch, err := supervisor.ParseBatch(o.reloadBatch)
+	if err != nil {
+		return supervisor.Config{}, err
+	}
 	return supervisor.Config{
+		ReloadBatch:   batch,
 		Command:       command,
 		Workers:       workers,
 		Listen:        o.listen,
@@ -207,4 +229,70 @@ func (o *runOptions) config(command []string) (supervisor.Config, error) {
 		MaxFailures:   o.maxFailures,
 		FailureWindow: o.window,
 	}, nil
+}
+
+// runtimeDir is the first directory of systemd's RuntimeDirectory=, or "".
+func runtimeDir() string {
+	dir, _, _ := strings.Cut(os.Getenv("RUNTIME_DIRECTORY"), ":")
+	return dir
+}
+
+// controlPath is --control, else the control socket in RuntimeDirectory=;
+// ExecReload= runs with the service's environment, so drover reload finds
+// the same path as drover run.
+func controlPath(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if dir := runtimeDir(); dir != "" {
+		return filepath.Join(dir, "control.sock")
+	}
+	return ""
+}
+
+const reloadUsage = `Usage: drover reload [--control PATH]
+
+Asks a running drover to reload: start workers of the program now on disk,
+a batch at a time, each ready before an old worker drains. Waits until the
+reload is done; exits 0 on success and 1, with the reason, when the new
+version failed and the old one kept serving. Meant for ExecReload= in the
+service, so that systemctl reload waits and fails visibly.
+
+Flags:
+`
+
+func reloadCommand(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("drover reload", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	control := fs.String("control", "", "drover's control socket (default $RUNTIME_DIRECTORY/control.sock)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, reloadUsage)
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return 0
+		}
+		fmt.Fprintf(stderr, "drover reload: %v (see drover help reload)\n", err)
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "drover reload: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	path := controlPath(*control)
+	if path == "" {
+		fmt.Fprintln(stderr, "drover reload: no control socket: give --control PATH, or run it as ExecReload= of a unit with RuntimeDirectory=")
+		return exitUsage
+	}
+	resp, err := supervisor.Control(path, supervisor.ControlRequest{Command: "reload"})
+	if err != nil {
+		fmt.Fprintf(stderr, "drover reload: %v\n", err)
+		return 1
+	}
+	if !resp.OK {
+		fmt.Fprintf(stderr, "drover reload: %s\n", resp.Error)
+		return 1
+	}
+	fmt.Fprintln(stdout, "reloaded")
+	return 0
 }

@@ -1,0 +1,67 @@
+package supervisor
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// pinnedExe keeps a generation's executable open, so drover can start more
+// workers of that version after the file on disk was replaced: a restart
+// after a failed reload, or a rollback, runs the version that was working,
+// not the broken build that is now installed. Package managers replace
+// files by rename, so the open file keeps the old content.
+//
+// Workers are exec'd through a symlink to /proc/<drover>/fd/<n>: the
+// kernel follows it to the pinned file, the worker's name (comm, what ps
+// and journald show) is the symlink's name, which is the command's own, and
+// scripts work too, since their interpreter opens the same path.
+type pinnedExe struct {
+	path string   // the command as resolved when pinned
+	file *os.File // nil when pinning was not possible: exec by path
+	link string
+}
+
+// pinExe pins path under dir/<generation>/; without a dir (no writable
+// place) it falls back to exec by path.
+func pinExe(path, dir string, generation int) (*pinnedExe, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open worker command %s: %w", path, err)
+	}
+	if dir == "" {
+		f.Close()
+		return &pinnedExe{path: path}, nil
+	}
+	genDir := filepath.Join(dir, strconv.Itoa(generation))
+	if err := os.MkdirAll(genDir, 0o700); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("pin worker command %s: %w", path, err)
+	}
+	link := filepath.Join(genDir, filepath.Base(path))
+	target := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd())
+	if err := os.Symlink(target, link); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("pin worker command %s: %w", path, err)
+	}
+	return &pinnedExe{path: path, file: f, link: link}, nil
+}
+
+// execPath is what the trampoline executes.
+func (p *pinnedExe) execPath() string {
+	if p.file == nil {
+		return p.path
+	}
+	return p.link
+}
+
+func (p *pinnedExe) close() {
+	if p.file == nil {
+		return
+	}
+	os.Remove(p.link)
+	os.Remove(filepath.Dir(p.link))
+	p.file.Close()
+	p.file = nil
+}
