@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// buildExample builds the example worker with a version stamp.
+func buildExample(t *testing.T, version string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "example-"+version)
+	build := exec.Command("go", "build", "-ldflags", "-X main.version="+version, "-o", out, "../../testdata/example-worker")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build example %s: %v\n%s", version, err, b)
+	}
+	return out
+}
+
+// install copies src over dst by rename, as a package manager does.
+func install(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst+".new", b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(dst+".new", dst); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// load sends requests until stopped: one client with keep-alive
+// connections, one with a new connection per request. It counts failures
+// and remembers the versions that answered.
+type load struct {
+	ok, failed atomic.Int64
+	mu         sync.Mutex
+	errs       []string
+	stop       context.CancelFunc
+	wg         sync.WaitGroup
+}
+
+var versionRE = regexp.MustCompile(`version=(\S+)`)
+
+func startLoad(addr string) *load {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // bounded even if the test forgets
+	l := &load{stop: cancel}
+	for _, keepAlive := range []bool{true, false} {
+		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: !keepAlive}}
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for ctx.Err() == nil {
+				resp, err := client.Get("http://" + addr + "/")
+				if err == nil {
+					_, err = io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if err == nil && resp.StatusCode != 200 {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				if err != nil {
+					l.failed.Add(1)
+					l.mu.Lock()
+					l.errs = append(l.errs, err.Error())
+					l.mu.Unlock()
+					continue
+				}
+				l.ok.Add(1)
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) end(t *testing.T) {
+	t.Helper()
+	l.stop()
+	l.wg.Wait()
+	t.Logf("load: %d requests answered, %d failed", l.ok.Load(), l.failed.Load())
+	if n := l.failed.Load(); n > 0 {
+		t.Errorf("%d failed requests, first: %v", n, l.errs[:min(5, len(l.errs))])
+	}
+}
+
+func versionOf(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: waitLimit, Transport: &http.Transport{DisableKeepAlives: true}}).Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := versionRE.FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("no version in %q", b)
+	}
+	return string(m[1])
+}
+
+// Reloads under load lose no request, and a broken build is refused while
+// the old version keeps serving.
+func TestReloadUnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	app, control := filepath.Join(dir, "myapp"), filepath.Join(dir, "control.sock")
+	install(t, buildExample(t, "v1"), app)
+	p := startProcess(t, bin.drover, "run", "--listen", "127.0.0.1:0", "--workers", "2", "--control", control, "--", app)
+	addr := regexp.MustCompile(`sockets="?([0-9.:]+)`).FindStringSubmatch(p.stderr.waitFor(t, "starting workers"))[1]
+	p.stderr.waitFor(t, "all 2 workers ready")
+
+	l := startLoad(addr)
+	for _, v := range []string{"v2", "v3"} {
+		install(t, buildExample(t, v), app)
+		out, err := exec.Command(bin.drover, "reload", "--control", control).CombinedOutput()
+		if err != nil {
+			t.Fatalf("drover reload to %s: %v\n%s", v, err, out)
+		}
+	}
+	l.end(t)
+	for range 20 {
+		if v := versionOf(t, addr); v != "v3" {
+			t.Fatalf("after the last reload version %s answered, want v3", v)
+		}
+	}
+
+	l = startLoad(addr)
+	broken := filepath.Join(dir, "broken")
+	if err := os.WriteFile(broken, []byte("#!/bin/sh\necho broken build >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	install(t, broken, app)
+	out, err := exec.Command(bin.drover, "reload", "--control", control).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "reload failed: worker 0 of generation 4") {
+		t.Errorf("drover reload of a broken build: %v, %q; want exit 1 with the reason", err, out)
+	}
+	l.end(t)
+	if v := versionOf(t, addr); v != "v3" {
+		t.Errorf("after the failed reload version %s answered, want v3", v)
+	}
+}
+
+// drover reload explains what is wrong when it cannot reach drover.
+func TestReloadWithoutDrover(t *testing.T) {
+	out, err := exec.Command(bin.drover, "reload", "--control", filepath.Join(t.TempDir(), "none.sock")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "connect to drover at") {
+		t.Errorf("got %v %q", err, out)
+	}
+	cmd := exec.Command(bin.drover, "reload")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	out, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "no control socket") {
+		t.Errorf("got %v %q", err, out)
+	}
+}
