@@ -1,0 +1,93 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	logtest "github.com/sirupsen/logrus/hooks/test"
+)
+
+// BenchmarkReload measures a reload from request to READY=1 with 2 and 8
+// workers (batch 1), and splits it: the new workers' start-to-ready time
+// (paid one after another), the old workers' drain (in parallel, after),
+// and what is left, drover's own overhead.
+func BenchmarkReload(b *testing.B) {
+	for _, n := range []int{2, 8} {
+		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) {
+			logger, hook := logtest.NewNullLogger()
+			sup, err := New(Config{
+				Command: []string{testworkerBin, "-mode", "report"},
+				Workers: n,
+				Listen:  []ListenSpec{{Name: "web", Network: "tcp", Address: "127.0.0.1:0"}},
+				Log:     logger, Trampoline: droverBin,
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- sup.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			waitAllReady(b, hook)
+
+			var total, ready, drain time.Duration
+			b.ResetTimer()
+			for i := range b.N {
+				hook.Reset()
+				start := time.Now()
+				if err := sup.Reload(); err != nil {
+					b.Fatal(err)
+				}
+				total += time.Since(start)
+				b.StopTimer()
+				gen := i + 2
+				// Wait for the old generation's drains to finish before the
+				// next reload, and read the split from the log.
+				drainStart := map[any]time.Time{}
+				for exited := 0; exited < n; {
+					exited = 0
+					for _, e := range hook.AllEntries() {
+						switch {
+						case e.Message == "worker ready" && e.Data["generation"] == gen:
+						case e.Message == "draining worker" && e.Data["generation"] == gen-1:
+							drainStart[e.Data["pid"]] = e.Time
+						case e.Message == "worker exited" && e.Data["generation"] == gen-1:
+							exited++
+						}
+					}
+					time.Sleep(time.Millisecond)
+				}
+				for _, e := range hook.AllEntries() {
+					switch {
+					case e.Message == "worker ready" && e.Data["generation"] == gen:
+						ready += e.Data["took"].(time.Duration)
+					case e.Message == "worker exited" && e.Data["generation"] == gen-1:
+						drain += e.Time.Sub(drainStart[e.Data["pid"]])
+					}
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(total.Microseconds())/float64(b.N)/1000, "ms/reload")
+			b.ReportMetric(float64(ready.Microseconds())/float64(b.N*n)/1000, "ms-start-to-ready/worker")
+			b.ReportMetric(float64(drain.Microseconds())/float64(b.N*n)/1000, "ms-drain/worker")
+			b.ReportMetric(float64((total-ready).Microseconds())/float64(b.N)/1000, "ms-overhead/reload")
+		})
+	}
+}
+
+// waitAllReady waits for drover's "all N workers ready".
+func waitAllReady(b *testing.B, hook *logtest.Hook) {
+	deadline := time.Now().Add(waitLimit)
+	for time.Now().Before(deadline) {
+		for _, e := range hook.AllEntries() {
+			if strings.HasPrefix(e.Message, "all ") && strings.HasSuffix(e.Message, " workers ready") {
+				return
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.Fatal("workers never all ready")
+}
