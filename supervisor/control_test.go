@@ -1,0 +1,105 @@
+package supervisor
+
+import (
+	"bufio"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func FuzzDecodeControlRequest(f *testing.F) {
+	for _, seed := range []string{`{"command":"reload"}`, `{"command":""}`, `{}`, `{"command":"reload","x":1}`, "\x00", `{"command":`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		req, err := decodeControlRequest(line)
+		if err == nil && req.Command != "reload" {
+			t.Fatalf("accepted unknown command %q", req.Command)
+		}
+	})
+}
+
+func FuzzParseNotify(f *testing.F) {
+	for _, seed := range []string{"READY=1", "READY=1\nSTATUS=ok", "=x\n\n", "STATUS=a=b", "\x00READY=1"} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for k := range parseNotify(b) {
+			if k == "" || strings.Contains(k, "\n") {
+				t.Fatalf("bad key %q", k)
+			}
+		}
+	})
+}
+
+// controlRoundTrip sends raw bytes and returns the one-line answer.
+func controlRoundTrip(t *testing.T, path string, raw []byte) string {
+	t.Helper()
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	go conn.Write(raw)
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		t.Fatalf("read answer to %.40q: %v", raw, err)
+	}
+	return line
+}
+
+// The control socket is a boundary: only root and drover's user, and bad
+// requests get an error, never a crash.
+func TestControlSocket(t *testing.T) {
+	cfg, reports := testConfig(t, 1, "report")
+	// Not t.TempDir(): its parent is private, and another user must be
+	// able to reach the socket's file to show that credentials stop them.
+	dir, err := os.MkdirTemp("", "drover-control-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	cfg.ControlSocket = filepath.Join(dir, "control.sock")
+	h := start(t, cfg, reports)
+	h.sd.waitFor(t, "READY=1")
+
+	fi, err := os.Stat(cfg.ControlSocket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("control socket mode %v, want 0600", fi.Mode().Perm())
+	}
+	for raw, want := range map[string]string{
+		"not json\n":                              "malformed request",
+		`{"command":"explode"}` + "\n":            `unknown command \"explode\"`,
+		`{"command":"reload","extra":1}` + "\n":   "unknown field",
+		strings.Repeat("x", maxControlRequest+10): "request longer than",
+	} {
+		if got := controlRoundTrip(t, cfg.ControlSocket, []byte(raw)); !strings.Contains(got, want) {
+			t.Errorf("request %.30q answered %q, want %q", raw, got, want)
+		}
+	}
+	if resp, err := Control(cfg.ControlSocket, ControlRequest{Command: "reload"}); err != nil || !resp.OK {
+		t.Fatalf("reload over the control socket: %+v %v", resp, err)
+	}
+
+	if os.Getuid() != 0 {
+		t.Skip("the refusal of other users needs root to run a client as nobody")
+	}
+	// Even with the file opened up, another user is refused by credentials.
+	os.Chmod(dir, 0o755)
+	os.Chmod(cfg.ControlSocket, 0o666)
+	os.Chmod(filepath.Dir(droverBin), 0o755) // so nobody can run the client
+	client := exec.Command(droverBin, "reload", "--control", cfg.ControlSocket)
+	client.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := client.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "permission denied") {
+		t.Errorf("nobody's drover reload: %v %q, want permission denied", err, out)
+	}
+	h.waitLogged(t, "control connection refused", nil)
+}
