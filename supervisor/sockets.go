@@ -49,7 +49,7 @@ func ParseListen(s string) (ListenSpec, error) {
 	}
 	if path, ok := strings.CutPrefix(rest, "unix:"); ok {
 		if !strings.HasPrefix(path, "/") {
-			return ListenSpec{}, usage(fmt.Errorf("--listen %q: want an absolute path after unix:", s))
+			return ListenSpec{}, usage(fmt.Errorf("--listen %q: want unix:/absolute/path", s))
 		}
 		spec.Network, spec.Address = "unix", path
 		return spec, nil
