@@ -170,11 +170,14 @@ func Control(path string, req ControlRequest) (ControlResponse, error) {
 	if err != nil {
 		return ControlResponse{}, err
 	}
-	if _, err := conn.Write(append(b, '\n')); err != nil {
-		return ControlResponse{}, fmt.Errorf("send to drover at %s: %w", path, err)
-	}
+	// drover may answer (a refusal) and close before reading the request,
+	// so a failed write is reported only if no answer follows it.
+	_, writeErr := conn.Write(append(b, '\n'))
 	line, err := bufio.NewReader(conn).ReadBytes('\n')
 	if err != nil {
+		if writeErr != nil {
+			return ControlResponse{}, fmt.Errorf("send to drover at %s: %w", path, writeErr)
+		}
 		return ControlResponse{}, fmt.Errorf("read answer from drover at %s: %w", path, err)
 	}
 	var resp ControlResponse
