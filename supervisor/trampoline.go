@@ -39,9 +39,8 @@ func ExecWorker(args []string) int {
 	path, argv := args[1], args[2:]
 	env := append(os.Environ(), "LISTEN_PID="+strconv.Itoa(os.Getpid()))
 	err = unix.Exec(path, argv, env)
-	msg := fmt.Sprintf("exec %s: %v", path, err)
-	unix.Write(statusFD, []byte(msg))
-	fmt.Fprintf(os.Stderr, "drover: %s\n", msg)
+	// The supervisor reports it, naming the command rather than the pin.
+	unix.Write(statusFD, []byte(fmt.Sprintf("exec %s: %v", path, err)))
 	return execFailedCode
 }
 
