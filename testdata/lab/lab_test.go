@@ -1,0 +1,144 @@
+package lab
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) {
+	// t.Cleanup does not run when the test binary is interrupted: tear the
+	// containers down ourselves.
+	HandleInterrupts(syscall.SIGINT, syscall.SIGTERM)
+	os.Exit(m.Run())
+}
+
+// scenarios run in this order on every distro, each from a reset state
+// (box.reset): units stopped, drop-ins removed, a fresh port.
+var scenarios = []struct {
+	name string
+	run  func(*box)
+}{
+	{"security", testSecurity},
+	{"socket-activation", testSocketActivation},
+	{"ready-gating", testReadyGating},
+	{"handoff", testHandoff},
+	{"cgroup", testCgroup},
+	{"worker-kill", testWorkerKill},
+	{"drover-kill", testDroverKill},
+	{"stop", testStop},
+	{"never-ready", testNeverReady},
+	{"missing-binary", testMissingBinary},
+	{"watchdog", testWatchdog},
+}
+
+// TestLab boots each distro in turn and runs every scenario in it, then
+// prints a table of the results.
+func TestLab(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the real-systemd lab boots containers; skipped with -short")
+	}
+	start := time.Now()
+	ctx := t.Context()
+	if err := EnsureTools(ctx, t.Logf); err != nil {
+		t.Fatal(err)
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The first run builds both root filesystems; in parallel, as they
+	// mostly wait on the network.
+	rootfs := make([]string, len(Distros))
+	errs := make([]error, len(Distros))
+	var wg sync.WaitGroup
+	for i, d := range Distros {
+		wg.Go(func() { rootfs[i], errs[i] = EnsureRootfs(ctx, d, t.Logf) })
+	}
+	build, err := BuildAll(ctx, root, t.TempDir())
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("set up in %v: drover, example-worker and testworker built (version %s) into %s", time.Since(start).Round(time.Millisecond), build.Version, build.Dir)
+
+	results := map[string]map[string]string{} // scenario -> distro -> result
+	for i, d := range Distros {
+		t.Run(d.Name, func(t *testing.T) {
+			bootStart := time.Now()
+			m, err := Boot(ctx, d, rootfs[i], build.Binds(), t.TempDir(), t.Logf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				if err := m.Shutdown(); err != nil {
+					t.Error(err)
+				}
+				t.Logf("%s: booted, tested and powered off in %v", d.Name, time.Since(bootStart).Round(time.Millisecond))
+			})
+			out, _ := m.Output(ctx, "systemctl", "--version")
+			t.Logf("$ systemctl --version\n%s", firstLine(out))
+			if !strings.HasPrefix(out, fmt.Sprintf("systemd %d ", d.Systemd)) {
+				t.Errorf("%s runs %q, want systemd %d", d.Name, firstLine(out), d.Systemd)
+			}
+			for _, sc := range scenarios {
+				t.Run(sc.name, func(t *testing.T) {
+					scStart := time.Now()
+					t.Cleanup(func() {
+						result := "PASS"
+						switch {
+						case t.Failed():
+							result = "FAIL"
+						case t.Skipped():
+							result = "SKIP"
+						}
+						if results[sc.name] == nil {
+							results[sc.name] = map[string]string{}
+						}
+						results[sc.name][d.Name] = fmt.Sprintf("%s %5.1fs", result, time.Since(scStart).Seconds())
+					})
+					b := newBox(t, m, build)
+					sc.run(b)
+				})
+			}
+		})
+	}
+	t.Log(resultTable(results) + fmt.Sprintf("lab took %v in all", time.Since(start).Round(time.Millisecond)))
+}
+
+// resultTable formats per-scenario, per-distro results.
+func resultTable(results map[string]map[string]string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n%-20s", "scenario")
+	for _, d := range Distros {
+		fmt.Fprintf(&b, "  %-22s", fmt.Sprintf("%s (systemd %d)", d.Name, d.Systemd))
+	}
+	b.WriteString("\n")
+	for _, sc := range scenarios {
+		fmt.Fprintf(&b, "%-20s", sc.name)
+		for _, d := range Distros {
+			r := results[sc.name][d.Name]
+			if r == "" {
+				r = "not run"
+			}
+			fmt.Fprintf(&b, "  %-22s", r)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
