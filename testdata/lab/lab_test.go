@@ -60,7 +60,18 @@ func TestLab(t *testing.T) {
 	for i, d := range Distros {
 		wg.Go(func() { rootfs[i], errs[i] = EnsureRootfs(ctx, d, t.Logf) })
 	}
-	build, err := BuildAll(ctx, root, t.TempDir())
+	// Not t.TempDir: an interrupt ends the process without t.Cleanup, and
+	// the build and console logs should go then too.
+	dir, err := os.MkdirTemp("", "drover-lab-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelRemove := OnInterrupt(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() {
+		os.RemoveAll(dir)
+		cancelRemove()
+	})
+	build, err := BuildAll(ctx, root, dir)
 	wg.Wait()
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +87,7 @@ func TestLab(t *testing.T) {
 	for i, d := range Distros {
 		t.Run(d.Name, func(t *testing.T) {
 			bootStart := time.Now()
-			m, err := Boot(ctx, d, rootfs[i], build.Binds(), t.TempDir(), t.Logf)
+			m, err := Boot(ctx, d, rootfs[i], build.Binds(), dir, t.Logf)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,7 +95,7 @@ func TestLab(t *testing.T) {
 				if err := m.Shutdown(); err != nil {
 					t.Error(err)
 				}
-				t.Logf("%s: booted, tested and powered off in %v", d.Name, time.Since(bootStart).Round(time.Millisecond))
+				t.Logf("%s: powered off in %v; booted, tested and powered off in %v", d.Name, m.PoweroffTook.Round(time.Millisecond), time.Since(bootStart).Round(time.Millisecond))
 			})
 			out, _ := m.Output(ctx, "systemctl", "--version")
 			t.Logf("$ systemctl --version\n%s", firstLine(out))

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -28,6 +29,13 @@ type Machine struct {
 	// ConsoleLog is the file that receives the container's console.
 	ConsoleLog string
 
+	// PoweroffTook is how long Shutdown took, once it returned.
+	PoweroffTook time.Duration
+
+	// closing is set once Shutdown begins: commands started inside after
+	// that would keep the container's final kill spree waiting.
+	closing atomic.Bool
+
 	nspawn          *exec.Cmd
 	exited          chan struct{} // closed once nspawn has been reaped
 	cancelInterrupt func()
@@ -39,6 +47,9 @@ type Machine struct {
 // systemd reports the system running (or degraded). logDir receives the
 // console log. The caller must call Shutdown.
 func Boot(ctx context.Context, d Distro, root string, binds []Bind, logDir string, logf Logf) (*Machine, error) {
+	if Interrupted() {
+		return nil, fmt.Errorf("boot %s: %w", d.Name, ErrInterrupted)
+	}
 	m := &Machine{
 		Distro: d,
 		// Unique, so that nspawn's per-machine paths (/run/systemd/nspawn/
@@ -46,6 +57,8 @@ func Boot(ctx context.Context, d Distro, root string, binds []Bind, logDir strin
 		Name:       fmt.Sprintf("drover-lab-%s-%d", d.Name, os.Getpid()),
 		ConsoleLog: filepath.Join(logDir, "console-"+d.Name+".log"),
 		exited:     make(chan struct{}),
+		// Until registered below; OnInterrupt may call Shutdown before.
+		cancelInterrupt: func() {},
 	}
 	console, err := os.Create(m.ConsoleLog)
 	if err != nil {
@@ -88,7 +101,10 @@ func Boot(ctx context.Context, d Distro, root string, binds []Bind, logDir strin
 		m.nspawn.Wait()
 		close(m.exited)
 	}()
-	m.cancelInterrupt = OnInterrupt(func() { m.Shutdown() })
+	m.cancelInterrupt = OnInterrupt(func() {
+		err := m.Shutdown()
+		fmt.Fprintf(os.Stderr, "lab: %s powered off in %v (%v)\n", m.Name, m.PoweroffTook.Round(time.Millisecond), err)
+	})
 
 	if err := m.waitBooted(ctx); err != nil {
 		tail := m.consoleTail(3000)
@@ -195,6 +211,9 @@ func (m *Machine) Output(ctx context.Context, args ...string) (string, error) {
 
 // OutputStdin is Output with data on the command's stdin.
 func (m *Machine) OutputStdin(ctx context.Context, stdin []byte, args ...string) (string, error) {
+	if m.closing.Load() {
+		return "", fmt.Errorf("%s: %s is shutting down", strings.Join(args, " "), m.Name)
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	cmd := m.Command(ctx, args...)
@@ -226,8 +245,11 @@ func (m *Machine) WriteFile(ctx context.Context, path string, data []byte) error
 // booting, so after a while the container's PID 1 gets SIGKILL, which
 // ends everything in its pid namespace. Safe to call more than once.
 func (m *Machine) Shutdown() error {
+	m.closing.Store(true)
 	m.shutdownOnce.Do(func() {
 		defer m.cancelInterrupt()
+		start := time.Now()
+		defer func() { m.PoweroffTook = time.Since(start) }()
 		pid := m.nspawn.Process.Pid
 		wait := func(d time.Duration) bool {
 			select {

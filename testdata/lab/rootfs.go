@@ -93,6 +93,9 @@ func EnsureRootfs(ctx context.Context, d Distro, logf Logf) (string, error) {
 			return "", err
 		}
 	}
+	if Interrupted() {
+		return "", fmt.Errorf("rootfs %s: %w", d.Name, ErrInterrupted)
+	}
 	tmp, err := os.MkdirTemp(CacheDir, ".build-"+d.Name+"-")
 	if err != nil {
 		return "", fmt.Errorf("rootfs cache: %w", err)
@@ -137,6 +140,7 @@ func buildRootfs(ctx context.Context, d Distro, dir string) error {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
 		removeTree(dir)
+		os.Remove(logPath)
 	})
 	defer cancelInterrupt()
 	if err := cmd.Wait(); err != nil {
@@ -149,9 +153,15 @@ func buildRootfs(ctx context.Context, d Distro, dir string) error {
 	return prepareRootfs(dir)
 }
 
-// prepareRootfs adjusts a fresh rootfs for the lab. Nothing yet: a minbase
-// system boots to "running" in a container as it is.
-func prepareRootfs(string) error { return nil }
+// prepareRootfs adjusts a fresh rootfs for the lab: a minbase system boots
+// to "running" in a container as it is, but its top directory came from
+// MkdirTemp (0700) and must be 0755 like any /.
+func prepareRootfs(dir string) error {
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return fmt.Errorf("prepare rootfs: %w", err)
+	}
+	return nil
+}
 
 // lockFile takes an exclusive flock on path, polling so that ctx can end
 // the wait.

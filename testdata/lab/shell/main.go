@@ -64,6 +64,7 @@ func run(name, command string) (int, error) {
 		return 1, fmt.Errorf("temp dir: %w", err)
 	}
 	defer os.RemoveAll(tmp)
+	defer lab.OnInterrupt(func() { os.RemoveAll(tmp) })()
 	b, err := lab.BuildAll(ctx, root, tmp)
 	if err != nil {
 		return 1, err
