@@ -8,6 +8,10 @@
 //	ignore-term      serve, but ignore SIGTERM (only SIGKILL ends it)
 //	notify           serve; send READY=1 to NOTIFY_SOCKET after -delay
 //	blocking-accept  accept in a plain blocking accept(2) loop on fd 3
+//	spew             write -lines lines of -line-bytes bytes to stdout, one
+//	                 write(2) each, as fast as it can; time every write and
+//	                 write {"lines", "max_write_ns", "total_ns"} to
+//	                 -spew-report (how long drover kept it waiting)
 //
 // -report-dir makes any mode write its report to DIR/<pid>.json at start, so
 // a test can see every worker, not only the ones a connection happens to
@@ -15,6 +19,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -49,6 +54,10 @@ func main() {
 	exitCode := flag.Int("exit-code", 3, "exit code for mode crash, and for -exit-after")
 	exitAfter := flag.Duration("exit-after", 0, "in the serving modes, exit with -exit-code this long after starting")
 	reportDir := flag.String("report-dir", "", "also write the report to DIR/<pid>.json at start")
+	var spew spewOptions
+	flag.IntVar(&spew.lines, "lines", 100000, "mode spew: how many lines")
+	flag.IntVar(&spew.lineBytes, "line-bytes", 100, "mode spew: bytes per line, newline included (at least 15)")
+	flag.StringVar(&spew.report, "spew-report", "", "mode spew: write the timing report to this file")
 	flag.Parse()
 	if *reportDir != "" {
 		if err := writeReport(*reportDir, takeReport()); err != nil {
@@ -62,13 +71,13 @@ func main() {
 			os.Exit(*exitCode)
 		})
 	}
-	if err := run(*mode, *delay, *exitCode); err != nil {
+	if err := run(*mode, *delay, *exitCode, spew); err != nil {
 		fmt.Fprintf(os.Stderr, "testworker: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(mode string, delay time.Duration, exitCode int) error {
+func run(mode string, delay time.Duration, exitCode int, spewOpts spewOptions) error {
 	// Take the report before anything else opens files.
 	report := takeReport()
 	stop := make(chan os.Signal, 1)
@@ -97,6 +106,8 @@ func run(mode string, delay time.Duration, exitCode int) error {
 		return serve(report, stop)
 	case "blocking-accept":
 		return blockingAccept(report, stop)
+	case "spew":
+		return spew(spewOpts)
 	}
 	return fmt.Errorf("unknown mode %q", mode)
 }
@@ -206,5 +217,53 @@ func blockingAccept(report Report, stop <-chan os.Signal) error {
 		}
 	}()
 	<-stop
+	return nil
+}
+
+type spewOptions struct {
+	lines, lineBytes int
+	report           string
+}
+
+// SpewReport is what mode spew writes to -spew-report.
+type SpewReport struct {
+	Lines      int   `json:"lines"`
+	MaxWriteNs int64 `json:"max_write_ns"`
+	TotalNs    int64 `json:"total_ns"`
+}
+
+// spew writes "spew <8-digit sequence number> xxx...\n" lines straight to
+// fd 1, one write(2) per line, the way an unbuffered logger does, and
+// times each write: a write that waits is a pipe drover did not empty.
+func spew(o spewOptions) error {
+	const head = "spew 00000000 "
+	if o.lineBytes < len(head)+1 {
+		return fmt.Errorf("-line-bytes %d: want at least %d", o.lineBytes, len(head)+1)
+	}
+	line := bytes.Repeat([]byte{'x'}, o.lineBytes)
+	copy(line, head)
+	line[len(line)-1] = '\n'
+	var maxWrite time.Duration
+	start := time.Now()
+	for i := range o.lines {
+		seq := strconv.Itoa(i)
+		copy(line[5:13], "00000000"[len(seq):]+seq)
+		t := time.Now()
+		if _, err := os.Stdout.Write(line); err != nil {
+			return fmt.Errorf("write line %d: %w", i, err)
+		}
+		maxWrite = max(maxWrite, time.Since(t))
+	}
+	r := SpewReport{Lines: o.lines, MaxWriteNs: maxWrite.Nanoseconds(), TotalNs: time.Since(start).Nanoseconds()}
+	if o.report == "" {
+		return nil
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(o.report, b, 0o644); err != nil {
+		return fmt.Errorf("write spew report: %w", err)
+	}
 	return nil
 }
