@@ -1,0 +1,117 @@
+package supervisor
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// BenchmarkWorkerOutput measures how fast drover forwards a worker's output
+// and how long the worker waits on drover. Each iteration, a real
+// testworker writes a burst of 200,000 lines of 100 bytes to its stdout
+// pipe, one write(2) per line, and times every write.
+//
+//	lines/s       lines forwarded per second, from the worker's start to the
+//	              last line in the sink
+//	max-stall-ms  the longest single write(2) in the worker, over all
+//	              iterations: how long drover kept the worker waiting
+//	dropped       lines dropped because the sink did not keep up (0 expected)
+//
+// Sinks: null (the forwarder alone), text (dev mode, to /dev/null),
+// fake-journald (the native protocol into a socket that a goroutine of this
+// process drains; it shares the CPUs with the forwarder), and journald
+// (the real one, when this host has it; the lab measures it otherwise).
+func BenchmarkWorkerOutput(b *testing.B) {
+	const lines, lineBytes = 200000, 100
+	sinks := []struct {
+		name string
+		make func(b *testing.B) logSink
+	}{
+		{"null", func(*testing.B) logSink { return nullSink{} }},
+		{"text", func(b *testing.B) logSink {
+			devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { devNull.Close() })
+			return newTextSink(devNull, devNull)
+		}},
+		{"fake-journald", func(b *testing.B) logSink {
+			fake := newFakeJournald(b).discard()
+			s, _, _ := testJournalSink(fake.path)
+			b.Cleanup(s.close)
+			return failOnFallback{b, s}
+		}},
+		{"journald", func(b *testing.B) logSink {
+			if _, err := os.Stat(journalSocketPath); err != nil {
+				b.Skipf("no journald on this host (%v): the lab measures drover's forwarding into a real journald", err)
+			}
+			s, _, _ := testJournalSink(journalSocketPath)
+			b.Cleanup(s.close)
+			return failOnFallback{b, s}
+		}},
+	}
+	for _, sk := range sinks {
+		b.Run("sink="+sk.name, func(b *testing.B) {
+			sink := sk.make(b)
+			report := filepath.Join(b.TempDir(), "spew.json")
+			var elapsed, maxStall time.Duration
+			dropped := 0
+			for range b.N {
+				start := time.Now()
+				c := startWithOutput(b, sink, outputLimits{}, workerMeta{Identifier: "bench"},
+					exec.Command(testworkerBin, "-mode", "spew", "-lines", strconv.Itoa(lines),
+						"-line-bytes", strconv.Itoa(lineBytes), "-spew-report", report))
+				c.wait(b)
+				if !c.out.wait(waitLimit, waitLimit) {
+					b.Fatal("output not forwarded to the end")
+				}
+				elapsed += time.Since(start)
+				r := readSpewReport(b, report)
+				maxStall = max(maxStall, time.Duration(r.MaxWriteNs))
+				for _, st := range c.out.stats {
+					dropped += st.dropped
+				}
+			}
+			b.SetBytes(lines * lineBytes)
+			b.ReportMetric(float64(lines*b.N)/elapsed.Seconds(), "lines/s")
+			b.ReportMetric(float64(maxStall.Microseconds())/1000, "max-stall-ms")
+			b.ReportMetric(float64(dropped), "dropped")
+		})
+	}
+}
+
+// failOnFallback fails the benchmark if the journald sink fell back to
+// stderr: its figures would not be journald's.
+type failOnFallback struct {
+	b *testing.B
+	s *journalSink
+}
+
+func (f failOnFallback) write(e *logEntry) error {
+	err := f.s.write(e)
+	f.s.mu.Lock()
+	failing := f.s.failing
+	f.s.mu.Unlock()
+	if failing {
+		f.b.Error("journald sink fell back to stderr")
+	}
+	return err
+}
+
+// discard makes the fake journald drain its socket without decoding or
+// keeping anything, as fast as it can.
+func (f *fakeJournald) discard() *fakeJournald {
+	go func() {
+		buf := make([]byte, 1<<20)
+		for {
+			if _, err := f.conn.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	return f
+}
