@@ -173,6 +173,10 @@ type forwardStats struct {
 	failed  int   // entries the sink refused
 	sinkErr error // the first refusal
 	readErr error // why reading stopped, if not EOF (os.ErrClosed: abandoned)
+	// maxWait is the longest the reader waited for the sink to make room:
+	// drover's share of a worker's longest write, the rest being the
+	// scheduler's.
+	maxWait time.Duration
 }
 
 // forwardOutput reads r until EOF or an error and writes one entry per line
@@ -198,6 +202,7 @@ func forwardOutput(r io.Reader, stream outputStream, meta *workerMeta, sink logS
 		case it.end:
 			ls.flush()
 			<-readerDone
+			ls.stats.maxWait = q.maxWait
 			if !errors.Is(it.err, io.EOF) {
 				ls.stats.readErr = it.err
 			}
@@ -252,6 +257,7 @@ type outputQueue struct {
 	bytes    int       // charged for the queued data
 	dropping bool      // the sink stalled: drop until the queue is half empty
 	gap      outputGap // dropped since the last queued item
+	maxWait  time.Duration
 }
 
 func newOutputQueue(lim outputLimits) *outputQueue {
@@ -309,6 +315,10 @@ func (q *outputQueue) room(timer *time.Timer) int {
 			return 0
 		}
 		q.dropping = false
+	}
+	if q.max-q.bytes < minRoom+itemOverhead {
+		start := time.Now()
+		defer func() { q.maxWait = max(q.maxWait, time.Since(start)) }()
 	}
 	for q.max-q.bytes < minRoom+itemOverhead {
 		q.mu.Unlock()

@@ -17,7 +17,11 @@ import (
 //	lines/s       lines forwarded per second, from the worker's start to the
 //	              last line in the sink
 //	max-stall-ms  the longest single write(2) in the worker, over all
-//	              iterations: how long drover kept the worker waiting
+//	              iterations: the worst a worker saw, whoever caused it
+//	max-wait-ms   the longest drover's reader waited for the sink to make
+//	              room, leaving the pipe unread: drover's share of
+//	              max-stall-ms (the rest is the scheduler's: on a busy
+//	              2-core machine a worker's thread can wait a time slice)
 //	dropped       lines dropped because the sink did not keep up (0 expected)
 //
 // Sinks: null (the forwarder alone), text (dev mode, to /dev/null),
@@ -58,7 +62,7 @@ func BenchmarkWorkerOutput(b *testing.B) {
 		b.Run("sink="+sk.name, func(b *testing.B) {
 			sink := sk.make(b)
 			report := filepath.Join(b.TempDir(), "spew.json")
-			var elapsed, maxStall time.Duration
+			var elapsed, maxStall, maxWait time.Duration
 			dropped := 0
 			for range b.N {
 				start := time.Now()
@@ -74,11 +78,13 @@ func BenchmarkWorkerOutput(b *testing.B) {
 				maxStall = max(maxStall, time.Duration(r.MaxWriteNs))
 				for _, st := range c.out.stats {
 					dropped += st.dropped
+					maxWait = max(maxWait, st.maxWait)
 				}
 			}
 			b.SetBytes(lines * lineBytes)
 			b.ReportMetric(float64(lines*b.N)/elapsed.Seconds(), "lines/s")
 			b.ReportMetric(float64(maxStall.Microseconds())/1000, "max-stall-ms")
+			b.ReportMetric(float64(maxWait.Microseconds())/1000, "max-wait-ms")
 			b.ReportMetric(float64(dropped), "dropped")
 		})
 	}

@@ -457,7 +457,11 @@ func TestSlowSinkLosesNothing(t *testing.T) {
 		t.Errorf("%d lines dropped by a sink that kept moving", dropped)
 	}
 	r := readSpewReport(t, report)
-	t.Logf("worker throttled to %.0f lines/s; longest write %v", float64(lines)/time.Duration(r.TotalNs).Seconds(), time.Duration(r.MaxWriteNs))
+	t.Logf("worker throttled to %.0f lines/s; longest write %v, of which drover waited for the sink %v",
+		float64(lines)/time.Duration(r.TotalNs).Seconds(), time.Duration(r.MaxWriteNs), c.out.stats[0].maxWait)
+	if c.out.stats[0].maxWait == 0 {
+		t.Error("the reader never waited for the sink: the queue bound did not come into play")
+	}
 }
 
 // Lines a gap cuts into are dropped whole and counted once, also when
