@@ -68,8 +68,12 @@ func (b *box) reset() {
 		b.t.Fatal(err)
 	}
 	b.port = port
-	// Stopping the socket stops the service (Requires=).
-	b.quiet("systemctl", "stop", "myapp.socket", "myapp.service")
+	// Stopping the socket stops the service (Requires=). A drover a
+	// scenario left stuck would hold the stop for TimeoutStopSec=: kill it.
+	if _, err := b.quiet("systemctl", "stop", "myapp.socket", "myapp.service"); err != nil {
+		b.quiet("systemctl", "kill", "--signal=SIGKILL", "myapp.service")
+		b.quiet("systemctl", "stop", "myapp.socket", "myapp.service")
+	}
 	b.quiet("rm", "-rf", serviceDropIns, socketDropIns, "/run/drover-lab")
 	b.quiet("mkdir", "-p", "/run/drover-lab")
 	b.write(SocketDropInPath, SocketDropIn(port))

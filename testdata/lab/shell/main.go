@@ -85,6 +85,8 @@ func run(name, command string) (int, error) {
 	if err := m.WriteFile(ctx, lab.SocketDropInPath, []byte(lab.SocketDropIn(port))); err != nil {
 		return 1, err
 	}
+	// The prompt says which distro this is (the rootfs says "vm").
+	m.Output(ctx, "hostname", "lab-"+d.Name)
 	if out, err := m.Output(ctx, "systemctl", "daemon-reload"); err != nil {
 		return 1, fmt.Errorf("daemon-reload in %s: %w\n%s", d.Name, err, out)
 	}
