@@ -23,6 +23,7 @@ var scenarios = []struct {
 	name string
 	run  func(*box)
 }{
+	{"verify", testVerify},
 	{"security", testSecurity},
 	{"socket-activation", testSocketActivation},
 	{"ready-gating", testReadyGating},

@@ -21,6 +21,15 @@ const (
 
 var exposureRE = regexp.MustCompile(`Overall exposure level for myapp\.service: ([0-9.]+)`)
 
+// testVerify: systemd itself finds nothing wrong in the shipped units:
+// no unknown or misspelt settings, no missing executables.
+func testVerify(b *box) {
+	out, code := b.try("systemd-analyze", "verify", "myapp.socket", "myapp.service")
+	if code != 0 || strings.TrimSpace(out) != "" {
+		b.t.Errorf("systemd-analyze verify complained (exit %d): %s", code, out)
+	}
+}
+
 // testSecurity: the shipped hardening scores 2.0 or better.
 func testSecurity(b *box) {
 	out, _ := b.m.Output(b.ctx, "systemd-analyze", "security", "--no-pager", "myapp.service")
