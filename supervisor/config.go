@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -54,6 +55,14 @@ type Config struct {
 	// executables); "" means the system's temp directory.
 	RuntimeDir string
 
+	// Journal sends worker output to journald (drover's stderr is the
+	// journal stream); otherwise it goes to drover's stdout and stderr,
+	// prefixed with the worker's slot and pid.
+	Journal bool
+	// LogIdentifier is the SYSLOG_IDENTIFIER of worker output; default the
+	// command's base name.
+	LogIdentifier string
+
 	// NotifySocket is systemd's NOTIFY_SOCKET ("" outside systemd: all
 	// notifications are then no-ops), read once by the caller.
 	NotifySocket string
@@ -96,6 +105,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StopSignal == 0 {
 		c.StopSignal = syscall.SIGTERM
+	}
+	if c.LogIdentifier == "" && len(c.Command) > 0 {
+		c.LogIdentifier = filepath.Base(c.Command[0])
 	}
 	if c.Trampoline == "" {
 		c.Trampoline = "/proc/self/exe"

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // strippedEnv lists what belongs to drover and must not leak into workers:
@@ -24,6 +25,10 @@ var strippedEnv = map[string]bool{
 	"DROVER_WORKER_ID":  true,
 	"DROVER_GENERATION": true,
 	"DROVER_TEST_HOOKS": true,
+	// The worker's stderr is drover's pipe, not the journal stream; a
+	// logger that trusts JOURNAL_STREAM would bypass drover and lose
+	// WORKER_ID.
+	"JOURNAL_STREAM": true,
 }
 
 // workerBaseEnv is environ without what belongs to drover.
@@ -85,6 +90,7 @@ type process struct {
 	pid int
 	// execStatus is the read end of the trampoline's status pipe.
 	execStatus *os.File
+	out        *workerOutput
 }
 
 // launch starts a worker through the trampoline with the sockets at fds
@@ -103,13 +109,19 @@ func (s *Supervisor) launch(id int, gen *generation) (*process, error) {
 	statusFD := 3 + len(s.sockets)
 
 	args := append([]string{TrampolineArg, strconv.Itoa(statusFD), gen.exe.execPath()}, s.cfg.Command...)
+	out, err := newWorkerOutput()
+	if err != nil {
+		statusR.Close()
+		return nil, fmt.Errorf("start worker %d: %w", id, err)
+	}
 	cmd := &exec.Cmd{
 		Path:       s.cfg.Trampoline,
 		Args:       append([]string{s.cfg.Command[0]}, args...),
 		Env:        s.workerEnv(id, gen.number),
 		ExtraFiles: files,
-		Stdout:     os.Stdout,
-		Stderr:     os.Stderr,
+		// *os.File, so exec copies nothing itself.
+		Stdout: out.Stdout,
+		Stderr: out.Stderr,
 		SysProcAttr: &syscall.SysProcAttr{
 			Pdeathsig: syscall.SIGKILL,
 			// Its own process group: a terminal's Ctrl-C reaches drover
@@ -119,9 +131,11 @@ func (s *Supervisor) launch(id int, gen *generation) (*process, error) {
 	}
 	if err := s.spawner.start(cmd); err != nil {
 		statusR.Close()
+		out.abort()
 		return nil, fmt.Errorf("start worker %d: %w", id, err)
 	}
-	return &process{cmd: cmd, pid: cmd.Process.Pid, execStatus: statusR}, nil
+	out.start(workerMeta{ID: id, Pid: cmd.Process.Pid, Generation: gen.number, Identifier: s.cfg.LogIdentifier}, s.output, outputLimits{})
+	return &process{cmd: cmd, pid: cmd.Process.Pid, execStatus: statusR, out: out}, nil
 }
 
 func (s *Supervisor) workerEnv(id, generation int) []string {
@@ -140,9 +154,15 @@ func (s *Supervisor) workerEnv(id, generation int) []string {
 
 // wait blocks until the process is gone. execErr is non-empty when the
 // trampoline could not exec the worker.
+//
+// The worker's last lines are forwarded first, so they are logged before
+// its exit. EOF on its output comes at once unless a process it started
+// still holds the pipes; that wait is bounded so a daemonized grandchild
+// cannot delay the exit's handling and the restart (forwarding goes on).
 func (p *process) wait() (state *os.ProcessState, execErr string) {
 	msg, _ := io.ReadAll(p.execStatus)
 	p.execStatus.Close()
 	p.cmd.Wait()
+	p.out.wait(200*time.Millisecond, 5*time.Second)
 	return p.cmd.ProcessState, string(msg)
 }

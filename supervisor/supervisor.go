@@ -25,6 +25,8 @@ type Supervisor struct {
 	notifier     *systemdNotifier
 	workerNotify *workerNotifySocket
 	control      *controlServer // nil without a control socket
+	output       logSink        // where worker output goes
+	journal      *journalSink   // output, when it is journald
 	spawner      *spawner
 	// pinDir holds the symlinks to pinned executables ("" if none could be
 	// made: workers are then exec'd by path).
@@ -140,6 +142,12 @@ func New(cfg Config) (_ *Supervisor, err error) {
 			s.closeResources()
 		}
 	}()
+	if cfg.Journal {
+		s.journal = newJournalSink(s.log, os.Stderr)
+		s.output = s.journal
+	} else {
+		s.output = newTextSink(os.Stdout, os.Stderr)
+	}
 	var activated bool
 	if s.sockets, activated, err = systemdSockets(); err != nil {
 		return nil, err
@@ -307,6 +315,9 @@ func (s *Supervisor) cleanup() {
 	s.closeResources()
 	s.wg.Wait()
 	s.spawner.close()
+	if s.journal != nil {
+		s.journal.close()
+	}
 }
 
 // closeResources closes what New opened; safe on a half-built Supervisor.

@@ -44,6 +44,13 @@ func (s *Supervisor) startWorker(sl *slot, gen *generation) *worker {
 		defer s.wg.Done()
 		state, execErr := proc.wait()
 		s.post(evExited{w: w, state: state, execErr: execErr})
+		// Output a worker's child still writes is forwarded until drover
+		// ends.
+		select {
+		case <-proc.out.done:
+		case <-s.done:
+			proc.out.close()
+		}
 	}()
 	w.timer = time.AfterFunc(s.cfg.ReadyTimeout, func() { s.post(evReadyTimeout{w}) })
 	ctx, cancel := context.WithCancel(context.Background())

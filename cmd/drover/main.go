@@ -89,6 +89,8 @@ type runOptions struct {
 	window       time.Duration
 	reloadBatch  string
 	control      string
+	logFormat    string
+	logIdent     string
 	logLevel     string
 }
 
@@ -116,6 +118,8 @@ func runFlags(stderr io.Writer) (*flag.FlagSet, *runOptions) {
 	fs.StringVar(&o.reloadBatch, "reload-batch", "1", "how many new workers start at once during a reload: a count or a percentage (25%)")
 	fs.StringVar(&o.control, "control", "", "control socket for drover reload (default $RUNTIME_DIRECTORY/control.sock when systemd sets RuntimeDirectory=)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "drover's own log when not under journald: text or json (under journald: native journal entries with fields)")
+	fs.StringVar(&o.logIdent, "log-identifier", "", "SYSLOG_IDENTIFIER of the workers' output in the journal (default: the command's base name)")
 	return fs, o
 }
 
@@ -156,8 +160,24 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	log.SetLevel(level)
-	// journald stamps every line itself.
-	log.Formatter = &logrus.TextFormatter{DisableTimestamp: os.Getenv("JOURNAL_STREAM") != "", FullTimestamp: true}
+	useJournal := supervisor.UseJournal()
+	switch o.logFormat {
+	case "text":
+		if useJournal {
+			// Native entries: priorities and fields (WORKER_ID, ...) that
+			// journalctl can filter on.
+			hook := supervisor.NewJournalHook(stderr)
+			defer hook.Close()
+			log.AddHook(hook)
+			log.SetOutput(io.Discard)
+		}
+		log.Formatter = &logrus.TextFormatter{FullTimestamp: true}
+	case "json":
+		log.Formatter = &logrus.JSONFormatter{}
+	default:
+		fmt.Fprintf(stderr, "drover: --log-format %q: want text or json\n", o.logFormat)
+		return exitUsage
+	}
 
 	cfg, err := o.config(fs.Args())
 	if err != nil {
@@ -165,6 +185,8 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	cfg.Log = log
+	cfg.Journal = useJournal
+	cfg.LogIdentifier = o.logIdent
 	cfg.NotifySocket = os.Getenv("NOTIFY_SOCKET")
 	if cfg.WatchdogInterval, err = daemon.SdWatchdogEnabled(false); err != nil {
 		fmt.Fprintf(stderr, "drover: %v\n", err)

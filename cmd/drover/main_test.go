@@ -322,3 +322,18 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 }
+
+// Without journald, worker output reaches drover's stderr (and stdout)
+// prefixed with its slot and pid, and a crashed worker's last line comes
+// before drover logs the crash.
+func TestWorkerOutputInDevMode(t *testing.T) {
+	p := startProcess(t, bin.drover, "run", "--listen", "127.0.0.1:0", "--workers", "1", "--", bin.testworker, "-mode", "crash")
+	line := p.stderr.waitFor(t, "testworker: crashing with exit code 3")
+	if !regexp.MustCompile(`^\[w0 \d+\] testworker: crashing`).MatchString(line) {
+		t.Errorf("worker line %q lacks the [wSLOT PID] prefix", line)
+	}
+	p.stderr.waitFor(t, "worker failed")
+	if code := p.wait(t); code != 1 {
+		t.Errorf("exit %d, want 1 (start failed)", code)
+	}
+}
