@@ -42,8 +42,15 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// exitUsage is the exit code for bad input, as with most Unix tools.
-const exitUsage = 2
+// Exit codes: bad command-line syntax is 2, as with most Unix tools; a
+// configuration drover cannot run with (the worker command does not exist,
+// systemd passed no usable socket) is EX_CONFIG, so a unit can refuse to
+// restart on it (RestartPreventExitStatus=78) while it still restarts after
+// a crash or a watchdog abort (SIGABRT also exits 2 in Go).
+const (
+	exitUsage  = 2
+	exitConfig = 78
+)
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -199,8 +206,11 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 	sup, err := supervisor.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "drover: %v\n", err)
+		// systemctl status shows STATUS= even after systemd scheduled a
+		// restart, when it no longer shows the log.
+		daemon.SdNotify(false, "STATUS=failed: "+err.Error())
 		if errors.Is(err, supervisor.ErrUsage) {
-			return exitUsage
+			return exitConfig
 		}
 		return 1
 	}

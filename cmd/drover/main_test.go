@@ -268,7 +268,8 @@ func TestSecondSIGTERMKeepsDraining(t *testing.T) {
 	}
 }
 
-// Bad input: one clear line, exit code 2, never a panic.
+// Bad input: one clear line, exit code 2 (syntax) or 78 (a configuration
+// drover cannot run with), never a panic.
 func TestBadInput(t *testing.T) {
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -283,22 +284,23 @@ func TestBadInput(t *testing.T) {
 		name string
 		argv []string
 		want string
+		code int // 0 means exitUsage
 	}{
-		{"no command", []string{bin.drover}, ""},
-		{"unknown command", []string{bin.drover, "jump"}, `unknown command "jump"`},
-		{"unknown flag", []string{bin.drover, "run", "--bogus", "--", "true"}, "flag provided but not defined: -bogus"},
-		{"zero workers", []string{bin.drover, "run", "--workers", "0", "--listen", "127.0.0.1:0", "--", "true"}, `--workers "0"`},
-		{"absurd workers", []string{bin.drover, "run", "--workers", "5000", "--listen", "127.0.0.1:0", "--", "true"}, "from 1 to 1024"},
-		{"bad ready", []string{bin.drover, "run", "--ready", "soon", "--listen", "127.0.0.1:0", "--", "true"}, `--ready "soon"`},
-		{"bad signal", []string{bin.drover, "run", "--stop-signal", "FOO", "--listen", "127.0.0.1:0", "--", "true"}, `signal "FOO"`},
-		{"missing command", []string{bin.drover, "run", "--listen", "127.0.0.1:0"}, "no worker command"},
-		{"command not found", []string{bin.drover, "run", "--listen", "127.0.0.1:0", "--", "/nonexistent/app"}, `worker command "/nonexistent/app"`},
-		{"no sockets", []string{bin.drover, "run", "--", "true"}, "no sockets"},
-		{"bad address", []string{bin.drover, "run", "--listen", "127.0.0.1", "--", "true"}, "want HOST:PORT"},
-		{"busy address", []string{bin.drover, "run", "--listen", busy.Addr().String(), "--", "true"}, "address already in use"},
-		{"malformed LISTEN_FDS", sh("LISTEN_PID=$$ LISTEN_FDS=abc"), `LISTEN_FDS="abc"`},
-		{"names do not match", sh("LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=a:b"), "has 2 names for LISTEN_FDS=1"},
-		{"fd 3 is not a socket", sh("exec 3</dev/null; LISTEN_PID=$$ LISTEN_FDS=1"), "fd 3 (unknown) is not a socket"},
+		{"no command", []string{bin.drover}, "", 0},
+		{"unknown command", []string{bin.drover, "jump"}, `unknown command "jump"`, 0},
+		{"unknown flag", []string{bin.drover, "run", "--bogus", "--", "true"}, "flag provided but not defined: -bogus", 0},
+		{"zero workers", []string{bin.drover, "run", "--workers", "0", "--listen", "127.0.0.1:0", "--", "true"}, `--workers "0"`, 0},
+		{"absurd workers", []string{bin.drover, "run", "--workers", "5000", "--listen", "127.0.0.1:0", "--", "true"}, "from 1 to 1024", 0},
+		{"bad ready", []string{bin.drover, "run", "--ready", "soon", "--listen", "127.0.0.1:0", "--", "true"}, `--ready "soon"`, 0},
+		{"bad signal", []string{bin.drover, "run", "--stop-signal", "FOO", "--listen", "127.0.0.1:0", "--", "true"}, `signal "FOO"`, 0},
+		{"missing command", []string{bin.drover, "run", "--listen", "127.0.0.1:0"}, "no worker command", 0},
+		{"command not found", []string{bin.drover, "run", "--listen", "127.0.0.1:0", "--", "/nonexistent/app"}, `worker command "/nonexistent/app"`, exitConfig},
+		{"no sockets", []string{bin.drover, "run", "--", "true"}, "no sockets", exitConfig},
+		{"bad address", []string{bin.drover, "run", "--listen", "127.0.0.1", "--", "true"}, "want HOST:PORT", 0},
+		{"busy address", []string{bin.drover, "run", "--listen", busy.Addr().String(), "--", "true"}, "address already in use", exitConfig},
+		{"malformed LISTEN_FDS", sh("LISTEN_PID=$$ LISTEN_FDS=abc"), `LISTEN_FDS="abc"`, exitConfig},
+		{"names do not match", sh("LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=a:b"), "has 2 names for LISTEN_FDS=1", exitConfig},
+		{"fd 3 is not a socket", sh("exec 3</dev/null; LISTEN_PID=$$ LISTEN_FDS=1"), "fd 3 (unknown) is not a socket", exitConfig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command(tc.argv[0], tc.argv[1:]...)
@@ -306,8 +308,12 @@ func TestBadInput(t *testing.T) {
 			cmd.Stderr = &stderr
 			err := cmd.Run()
 			var exit *exec.ExitError
-			if !errors.As(err, &exit) || exit.ExitCode() != 2 {
-				t.Fatalf("exit %v, want code 2; stderr %q", err, stderr.String())
+			want := tc.code
+			if want == 0 {
+				want = exitUsage
+			}
+			if !errors.As(err, &exit) || exit.ExitCode() != want {
+				t.Fatalf("exit %v, want code %d; stderr %q", err, want, stderr.String())
 			}
 			out := stderr.String()
 			if strings.Contains(out, "panic") || strings.Contains(out, "goroutine") {
