@@ -156,6 +156,41 @@ func (l *lineLog) waitFor(t *testing.T, substr string) string {
 	}
 }
 
+// waitForAll waits until n lines (seen or coming) contain every substring.
+func (l *lineLog) waitForAll(t *testing.T, n int, substrs ...string) {
+	t.Helper()
+	matches := func(s string) bool {
+		for _, sub := range substrs {
+			if !strings.Contains(s, sub) {
+				return false
+			}
+		}
+		return true
+	}
+	count := 0
+	for _, s := range l.seen {
+		if matches(s) {
+			count++
+		}
+	}
+	deadline := time.After(waitLimit)
+	for count < n {
+		select {
+		case s, ok := <-l.lines:
+			if !ok {
+				t.Fatalf("stderr ended with %d of %d lines with %q", count, n, substrs)
+			}
+			l.seen = append(l.seen, s)
+			l.all.WriteString(s + "\n")
+			if matches(s) {
+				count++
+			}
+		case <-deadline:
+			t.Fatalf("%d of %d lines with %q on stderr", count, n, substrs)
+		}
+	}
+}
+
 func (l *lineLog) String() string {
 	for {
 		select {

@@ -130,6 +130,8 @@ func TestReloadUnderLoad(t *testing.T) {
 			t.Fatalf("drover reload to %s: %v\n%s", v, err, out)
 		}
 	}
+	// Keep the load on until the last old workers have drained.
+	p.stderr.waitForAll(t, 2, `msg="worker exited"`, "generation=2 ")
 	l.end(t)
 	for range 20 {
 		if v := versionOf(t, addr); v != "v3" {
@@ -165,4 +167,26 @@ func TestReloadWithoutDrover(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "no control socket") {
 		t.Errorf("got %v %q", err, out)
 	}
+}
+
+// The README's Node.js example of the drain contract, run for real: Node
+// takes fd 3 unchanged, and reloads under load lose no request.
+func TestNodeWorkerReloadUnderLoad(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed: the Node example of the drain contract is not checked")
+	}
+	control := filepath.Join(t.TempDir(), "control.sock")
+	p := startProcess(t, bin.drover, "run", "--listen", "127.0.0.1:0", "--workers", "2", "--control", control, "--", node, "../../testdata/node-worker/server.js")
+	addr := regexp.MustCompile(`sockets="?([0-9.:]+)`).FindStringSubmatch(p.stderr.waitFor(t, "starting workers"))[1]
+	p.stderr.waitFor(t, "all 2 workers ready")
+
+	l := startLoad(addr)
+	for range 2 {
+		if out, err := exec.Command(bin.drover, "reload", "--control", control).CombinedOutput(); err != nil {
+			t.Fatalf("drover reload: %v\n%s", err, out)
+		}
+	}
+	p.stderr.waitForAll(t, 2, `msg="worker exited"`, "generation=2 ")
+	l.end(t)
 }
