@@ -3,35 +3,18 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
-	"time"
 
-	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/droverd/drover/supervisor"
-	"github.com/sirupsen/logrus"
 )
 
 // version is set at build time from git describe.
 var version = "dev"
-
-const topUsage = `drover runs any socket-activated server as one worker per CPU core on
-systemd's sockets, restarts workers that fail and drains them on stop.
-
-Usage:
-  drover run [flags] -- COMMAND [ARGS...]   supervise workers
-  drover reload [--control PATH]            reload a running drover; waits for the result
-  drover version                            print the version
-  drover help [COMMAND]                     show help
-
-Run 'drover help run' for the flags.
-`
 
 func main() {
 	// The trampoline must come first: it runs in every worker between fork
@@ -39,7 +22,7 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == supervisor.TrampolineArg {
 		os.Exit(supervisor.ExecWorker(os.Args[2:]))
 	}
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // Exit codes: bad command-line syntax is 2, as with most Unix tools; a
@@ -52,279 +35,119 @@ const (
 	exitConfig = 78
 )
 
-func run(args []string, stdout, stderr io.Writer) int {
+// command is one subcommand. Its help and the man page are made from the
+// same fields, so they cannot disagree.
+type command struct {
+	name     string
+	synopsis string // what follows "drover NAME"
+	summary  string // one line, for the command list
+	doc      string // paragraphs for help and drover(1)
+	// flags returns the command's flag set, for help and the man page.
+	flags func() *flag.FlagSet
+	run   func(args []string, stdout, stderr io.Writer) int
+}
+
+func commands() []command {
+	return []command{runCmd(), reloadCmd(), versionCmd(), manCmd()}
+}
+
+const intro = `drover runs any socket-activated server as one worker per CPU core on
+systemd's sockets, restarts workers that fail, reloads them without
+dropping a connection and drains them on stop.`
+
+func dispatch(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, topUsage)
+		printOverview(stderr)
 		return exitUsage
 	}
-	switch args[0] {
-	case "run":
-		return runCommand(args[1:], stdout, stderr)
-	case "reload":
-		return reloadCommand(args[1:], stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintf(stdout, "drover %s\n", version)
-		return 0
-	case "help", "-h", "--help":
-		if len(args) > 1 && args[1] == "reload" {
-			return reloadCommand([]string{"--help"}, stdout, stderr)
+	name := args[0]
+	if name == "help" || name == "-h" || name == "--help" {
+		if len(args) > 1 {
+			if c, ok := lookup(args[1]); ok {
+				printHelp(stdout, c)
+				return 0
+			}
+			fmt.Fprintf(stderr, "drover: no help for %q (try drover help)\n", args[1])
+			return exitUsage
 		}
-		if len(args) > 1 && args[1] == "run" {
-			fs, _ := runFlags(io.Discard)
-			printRunUsage(stdout, fs)
-			return 0
-		}
-		fmt.Fprint(stdout, topUsage)
+		printOverview(stdout)
 		return 0
 	}
-	fmt.Fprintf(stderr, "drover: unknown command %q (try drover help)\n", args[0])
-	return exitUsage
-}
-
-// runOptions holds the raw flag values of `drover run`.
-type runOptions struct {
-	listen       []supervisor.ListenSpec
-	workers      string
-	ready        string
-	readyTimeout time.Duration
-	stopSignal   string
-	stopTimeout  time.Duration
-	backoffMin   time.Duration
-	backoffMax   time.Duration
-	minUptime    time.Duration
-	maxFailures  int
-	window       time.Duration
-	reloadBatch  string
-	control      string
-	logFormat    string
-	logIdent     string
-	logLevel     string
-}
-
-func runFlags(stderr io.Writer) (*flag.FlagSet, *runOptions) {
-	o := &runOptions{}
-	fs := flag.NewFlagSet("drover run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Func("listen", "`[NAME=]ADDR` to listen on when not socket-activated: 127.0.0.1:8080, [::1]:8080, :8080 or unix:/path (repeatable; NAME goes to LISTEN_FDNAMES)", func(s string) error {
-		spec, err := supervisor.ParseListen(s)
-		if err == nil {
-			o.listen = append(o.listen, spec)
-		}
-		return err
-	})
-	fs.StringVar(&o.workers, "workers", "auto", "number of workers, or auto: one per CPU this process may use (affinity and cgroup CPU quota)")
-	fs.StringVar(&o.ready, "ready", "listen", "when a worker is ready: listen (waiting for connections on every socket, seen in /proc), notify (sent READY=1 to $NOTIFY_SOCKET) or delay=DURATION")
-	fs.DurationVar(&o.readyTimeout, "ready-timeout", 30*time.Second, "a worker not ready by then is killed and counts as a failed start")
-	fs.StringVar(&o.stopSignal, "stop-signal", "TERM", "signal that asks a worker to drain and exit (PM2 sends INT, nginx drains on QUIT)")
-	fs.DurationVar(&o.stopTimeout, "stop-timeout", 30*time.Second, "how long a worker may drain before SIGKILL")
-	fs.DurationVar(&o.backoffMin, "backoff-min", 100*time.Millisecond, "delay before restarting a failed worker; doubles with each consecutive failure")
-	fs.DurationVar(&o.backoffMax, "backoff-max", 15*time.Second, "longest delay before restarting a failed worker")
-	fs.DurationVar(&o.minUptime, "min-uptime", 5*time.Second, "a worker up this long resets its slot's backoff")
-	fs.IntVar(&o.maxFailures, "max-failures", 5, "this many failures of one worker slot within --failure-window is a crash loop: drover stops and exits 1")
-	fs.DurationVar(&o.window, "failure-window", time.Minute, "window for --max-failures")
-	fs.StringVar(&o.reloadBatch, "reload-batch", "1", "how many new workers start at once during a reload: a count or a percentage (25%)")
-	fs.StringVar(&o.control, "control", "", "control socket for drover reload (default $RUNTIME_DIRECTORY/control.sock when systemd sets RuntimeDirectory=)")
-	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&o.logFormat, "log-format", "text", "drover's own log when not under journald: text or json (under journald: native journal entries with fields)")
-	fs.StringVar(&o.logIdent, "log-identifier", "", "SYSLOG_IDENTIFIER of the workers' output in the journal (default: the command's base name)")
-	return fs, o
-}
-
-func printRunUsage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprint(w, `Usage: drover run [flags] -- COMMAND [ARGS...]
-
-Runs COMMAND as N workers. Under systemd socket activation every worker gets
-systemd's sockets; otherwise drover opens the --listen addresses. Each worker
-sees exactly what systemd gives one process: the sockets at fds 3..,
-LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID (its own pid); plus
-DROVER_WORKER_ID (0..N-1), DROVER_GENERATION and a NOTIFY_SOCKET for READY=1
-and STATUS=. SIGTERM or SIGINT drains the workers and exits 0. SIGHUP or
-drover reload replaces the workers with the program now on disk, a batch at
-a time, each new worker ready before an old one drains; if a new worker
-fails, the old version keeps serving and the reload fails.
-
-Flags:
-`)
-	fs.SetOutput(w)
-	fs.PrintDefaults()
-}
-
-func runCommand(args []string, stdout, stderr io.Writer) int {
-	fs, o := runFlags(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			printRunUsage(stdout, fs)
-			return 0
-		}
-		fmt.Fprintf(stderr, "drover run: %v (see drover help run)\n", err)
+	if name == "--version" {
+		name = "version"
+	}
+	c, ok := lookup(name)
+	if !ok {
+		fmt.Fprintf(stderr, "drover: unknown command %q (try drover help)\n", name)
 		return exitUsage
 	}
-	log := logrus.New()
-	log.Out = stderr
-	level, err := logrus.ParseLevel(o.logLevel)
-	if err != nil {
-		fmt.Fprintf(stderr, "drover: --log-level %q: want debug, info, warn or error\n", o.logLevel)
-		return exitUsage
-	}
-	log.SetLevel(level)
-	useJournal := supervisor.UseJournal()
-	switch o.logFormat {
-	case "text":
-		if useJournal {
-			// Native entries: priorities and fields (WORKER_ID, ...) that
-			// journalctl can filter on.
-			hook := supervisor.NewJournalHook(stderr)
-			defer hook.Close()
-			log.AddHook(hook)
-			log.SetOutput(io.Discard)
-		}
-		log.Formatter = &logrus.TextFormatter{FullTimestamp: true}
-	case "json":
-		log.Formatter = &logrus.JSONFormatter{}
-	default:
-		fmt.Fprintf(stderr, "drover: --log-format %q: want text or json\n", o.logFormat)
-		return exitUsage
-	}
-
-	cfg, err := o.config(fs.Args())
-	if err != nil {
-		fmt.Fprintf(stderr, "drover: %v\n", err)
-		return exitUsage
-	}
-	cfg.Log = log
-	cfg.Journal = useJournal
-	cfg.LogIdentifier = o.logIdent
-	cfg.NotifySocket = os.Getenv("NOTIFY_SOCKET")
-	if cfg.WatchdogInterval, err = daemon.SdWatchdogEnabled(false); err != nil {
-		fmt.Fprintf(stderr, "drover: %v\n", err)
-		return exitUsage
-	}
-	cfg.TestHooks = os.Getenv("DROVER_TEST_HOOKS")
-	cfg.RuntimeDir = runtimeDir()
-	cfg.ControlSocket = controlPath(o.control)
-
-	sup, err := supervisor.New(cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "drover: %v\n", err)
-		// systemctl status shows STATUS= even after systemd scheduled a
-		// restart, when it no longer shows the log.
-		daemon.SdNotify(false, "STATUS=failed: "+err.Error())
-		if errors.Is(err, supervisor.ErrUsage) {
-			return exitConfig
-		}
-		return 1
-	}
-	if err := sup.Run(context.Background()); err != nil {
-		fmt.Fprintf(stderr, "drover: %v\n", err)
-		return 1
-	}
-	return 0
+	return c.run(args[1:], stdout, stderr)
 }
 
-func (o *runOptions) config(command []string) (supervisor.Config, error) {
-	if len(command) == 0 {
-		return supervisor.Config{}, errors.New("no worker command: use drover run [flags] -- COMMAND [ARGS...]")
-	}
-	workers, err := supervisor.ParseWorkers(o.workers)
-	if err != nil {
-		return supervisor.Config{}, err
-	}
-	ready, err := supervisor.ParseReadiness(o.ready)
-	if err != nil {
-		return supervisor.Config{}, err
-	}
-	sig, err := supervisor.ParseSignal(o.stopSignal)
-	if err != nil {
-		return supervisor.Config{}, fmt.Errorf("--stop-signal: %w", err)
-	}
-	for name, d := range map[string]time.Duration{"ready-timeout": o.readyTimeout, "stop-timeout": o.stopTimeout, "failure-window": o.window} {
-		if d <= 0 {
-			return supervisor.Config{}, fmt.Errorf("--%s %v: want a positive duration", name, d)
+func lookup(name string) (command, bool) {
+	for _, c := range commands() {
+		if c.name == name {
+			return c, true
 		}
 	}
-	batch, err := supervisor.ParseBatch(o.reloadBatch)
-	if err != nil {
-		return supervisor.Config{}, err
-	}
-	return supervisor.Config{
-		ReloadBatch:   batch,
-		Command:       command,
-		Workers:       workers,
-		Listen:        o.listen,
-		Ready:         ready,
-		ReadyTimeout:  o.readyTimeout,
-		StopSignal:    sig,
-		StopTimeout:   o.stopTimeout,
-		BackoffMin:    o.backoffMin,
-		BackoffMax:    o.backoffMax,
-		MinUptime:     o.minUptime,
-		MaxFailures:   o.maxFailures,
-		FailureWindow: o.window,
-	}, nil
+	return command{}, false
 }
 
-// runtimeDir is the first directory of systemd's RuntimeDirectory=, or "".
-func runtimeDir() string {
-	dir, _, _ := strings.Cut(os.Getenv("RUNTIME_DIRECTORY"), ":")
-	return dir
+func printOverview(w io.Writer) {
+	fmt.Fprintf(w, "%s\n\nUsage:\n", intro)
+	for _, c := range commands() {
+		if c.summary == "" {
+			continue // hidden
+		}
+		fmt.Fprintf(w, "  drover %-44s %s\n", strings.TrimSpace(c.name+" "+c.synopsis), c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'drover help COMMAND' for its flags; 'man drover' for everything.")
 }
 
-// controlPath is --control, else the control socket in RuntimeDirectory=;
-// ExecReload= runs with the service's environment, so drover reload finds
-// the same path as drover run.
-func controlPath(flagValue string) string {
-	if flagValue != "" {
-		return flagValue
+func printHelp(w io.Writer, c command) {
+	fmt.Fprintf(w, "Usage: drover %s %s\n\n%s\n", c.name, c.synopsis, c.doc)
+	if c.flags == nil {
+		return
 	}
-	if dir := runtimeDir(); dir != "" {
-		return filepath.Join(dir, "control.sock")
+	fs := c.flags()
+	if hasFlags(fs) {
+		fmt.Fprint(w, "\nFlags:\n")
+		fs.SetOutput(w)
+		fs.PrintDefaults()
 	}
-	return ""
 }
 
-const reloadUsage = `Usage: drover reload [--control PATH]
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
+}
 
-Asks a running drover to reload: start workers of the program now on disk,
-a batch at a time, each ready before an old worker drains. Waits until the
-reload is done; exits 0 on success and 1, with the reason, when the new
-version failed and the old one kept serving. Meant for ExecReload= in the
-service, so that systemctl reload waits and fails visibly.
-
-Flags:
-`
-
-func reloadCommand(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("drover reload", flag.ContinueOnError)
+// parseFlags parses a command's flags. It prints help on -h and one line
+// for any error; ok false means return code.
+func parseFlags(c command, fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code int, ok bool) {
+	// The flag package's own output (error, then all the usage) is replaced
+	// by one line, as drover promises for bad input.
 	fs.SetOutput(io.Discard)
-	control := fs.String("control", "", "drover's control socket (default $RUNTIME_DIRECTORY/control.sock)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, reloadUsage)
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
-			return 0
+			printHelp(stdout, c)
+			return 0, false
 		}
-		fmt.Fprintf(stderr, "drover reload: %v (see drover help reload)\n", err)
-		return exitUsage
+		fmt.Fprintf(stderr, "drover %s: %v (see drover help %s)\n", c.name, err, c.name)
+		return exitUsage, false
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "drover reload: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
+	return 0, true
+}
+
+func versionCmd() command {
+	return command{
+		name:    "version",
+		summary: "print the version",
+		doc:     "Prints drover's version (from git describe at build time).",
+		run: func(args []string, stdout, stderr io.Writer) int {
+			fmt.Fprintf(stdout, "drover %s\n", version)
+			return 0
+		},
 	}
-	path := controlPath(*control)
-	if path == "" {
-		fmt.Fprintln(stderr, "drover reload: no control socket: give --control PATH, or run it as ExecReload= of a unit with RuntimeDirectory=")
-		return exitUsage
-	}
-	resp, err := supervisor.Control(path, supervisor.ControlRequest{Command: "reload"})
-	if err != nil {
-		fmt.Fprintf(stderr, "drover reload: %v\n", err)
-		return 1
-	}
-	if !resp.OK {
-		fmt.Fprintf(stderr, "drover reload: %s\n", resp.Error)
-		return 1
-	}
-	fmt.Fprintln(stdout, "reloaded")
-	return 0
 }

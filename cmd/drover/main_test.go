@@ -378,3 +378,32 @@ func TestWorkerOutputInDevMode(t *testing.T) {
 		t.Errorf("exit %d, want 1 (start failed)", code)
 	}
 }
+
+// drover(1) is made from the same text as drover help; groff must render
+// it without a warning (lintian checks the installed page the same way).
+func TestManPage(t *testing.T) {
+	page, err := exec.Command(bin.drover, "man").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{".TH DROVER 1", ".SS \"drover run", "\\-\\-ready\\-timeout", ".SH EXIT STATUS"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("man page lacks %q", want)
+		}
+	}
+	groff, err := exec.LookPath("groff")
+	if err != nil {
+		t.Skip("groff not installed: rendering not checked")
+	}
+	render := exec.Command(groff, "-man", "-ww", "-z")
+	render.Stdin = strings.NewReader(string(page))
+	out, err := render.CombinedOutput()
+	if err != nil || len(out) > 0 {
+		t.Errorf("groff: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{{"help"}, {"help", "run"}, {"help", "reload"}, {"run", "--help"}, {"version"}} {
+		if out, err := exec.Command(bin.drover, args...).CombinedOutput(); err != nil {
+			t.Errorf("drover %v: %v\n%s", args, err, out)
+		}
+	}
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/droverd/drover/supervisor"
+)
+
+func reloadCmd() command {
+	return command{
+		name:     "reload",
+		synopsis: "[--control PATH]",
+		summary:  "reload a running drover and wait for the result",
+		doc: `Asks a running drover to reload: start workers of the program now on disk,
+a batch at a time, each ready before an old worker drains. Waits until the
+reload is done; exits 0 on success and 1, with the reason, when the new
+version failed and the old one kept serving. Meant for ExecReload= in the
+service, so that systemctl reload waits and fails visibly.`,
+		flags: func() *flag.FlagSet { fs, _ := reloadFlags(); return fs },
+		run:   reloadCommand,
+	}
+}
+
+func reloadFlags() (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("drover reload", flag.ContinueOnError)
+	control := fs.String("control", "", "drover's control socket (default $RUNTIME_DIRECTORY/control.sock)")
+	return fs, control
+}
+
+func reloadCommand(args []string, stdout, stderr io.Writer) int {
+	fs, control := reloadFlags()
+	if code, ok := parseFlags(reloadCmd(), fs, args, stdout, stderr); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "drover reload: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	path := controlPath(*control)
+	if path == "" {
+		fmt.Fprintln(stderr, "drover reload: no control socket: give --control PATH, or run it as ExecReload= of a unit with RuntimeDirectory=")
+		return exitUsage
+	}
+	resp, err := supervisor.Control(path, supervisor.ControlRequest{Command: "reload"})
+	if err != nil {
+		fmt.Fprintf(stderr, "drover reload: %v\n", err)
+		return 1
+	}
+	if !resp.OK {
+		fmt.Fprintf(stderr, "drover reload: %s\n", resp.Error)
+		return 1
+	}
+	fmt.Fprintln(stdout, "reloaded")
+	return 0
+}

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/droverd/drover/supervisor"
+	"github.com/sirupsen/logrus"
+)
+
+// runOptions holds the raw flag values of `drover run`.
+type runOptions struct {
+	listen       []supervisor.ListenSpec
+	workers      string
+	ready        string
+	readyTimeout time.Duration
+	stopSignal   string
+	stopTimeout  time.Duration
+	backoffMin   time.Duration
+	backoffMax   time.Duration
+	minUptime    time.Duration
+	maxFailures  int
+	window       time.Duration
+	reloadBatch  string
+	control      string
+	logFormat    string
+	logIdent     string
+	logLevel     string
+}
+
+func runFlags() (*flag.FlagSet, *runOptions) {
+	o := &runOptions{}
+	fs := flag.NewFlagSet("drover run", flag.ContinueOnError)
+	fs.Func("listen", "`[NAME=]ADDR` to listen on when not socket-activated: 127.0.0.1:8080, [::1]:8080, :8080 or unix:/path (repeatable; NAME goes to LISTEN_FDNAMES)", func(s string) error {
+		spec, err := supervisor.ParseListen(s)
+		if err == nil {
+			o.listen = append(o.listen, spec)
+		}
+		return err
+	})
+	fs.StringVar(&o.workers, "workers", "auto", "number of workers, or auto: one per CPU this process may use (affinity and cgroup CPU quota)")
+	fs.StringVar(&o.ready, "ready", "listen", "when a worker is ready: listen (waiting for connections on every socket, seen in /proc), notify (sent READY=1 to $NOTIFY_SOCKET) or delay=DURATION")
+	fs.DurationVar(&o.readyTimeout, "ready-timeout", 30*time.Second, "a worker not ready by then is killed and counts as a failed start")
+	fs.StringVar(&o.stopSignal, "stop-signal", "TERM", "signal that asks a worker to drain and exit (PM2 sends INT, nginx drains on QUIT)")
+	fs.DurationVar(&o.stopTimeout, "stop-timeout", 30*time.Second, "how long a worker may drain before SIGKILL")
+	fs.DurationVar(&o.backoffMin, "backoff-min", 100*time.Millisecond, "delay before restarting a failed worker; doubles with each consecutive failure")
+	fs.DurationVar(&o.backoffMax, "backoff-max", 15*time.Second, "longest delay before restarting a failed worker")
+	fs.DurationVar(&o.minUptime, "min-uptime", 5*time.Second, "a worker up this long resets its slot's backoff")
+	fs.IntVar(&o.maxFailures, "max-failures", 5, "this many failures of one worker slot within --failure-window is a crash loop: drover stops and exits 1")
+	fs.DurationVar(&o.window, "failure-window", time.Minute, "window for --max-failures")
+	fs.StringVar(&o.reloadBatch, "reload-batch", "1", "how many new workers start at once during a reload: a count or a percentage (25%)")
+	fs.StringVar(&o.control, "control", "", "control socket for drover reload (default $RUNTIME_DIRECTORY/control.sock when systemd sets RuntimeDirectory=)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "drover's own log when not under journald: text or json (under journald: native journal entries with fields)")
+	fs.StringVar(&o.logIdent, "log-identifier", "", "SYSLOG_IDENTIFIER of the workers' output in the journal (default: the command's base name)")
+	return fs, o
+}
+
+func runCmd() command {
+	return command{
+		name:     "run",
+		synopsis: "[flags] -- COMMAND [ARGS...]",
+		summary:  "supervise COMMAND as one worker per core",
+		doc: `Runs COMMAND as N workers. Under systemd socket activation every worker gets
+systemd's sockets; otherwise drover opens the --listen addresses. Each worker
+sees exactly what systemd gives one process: the sockets at fds 3..,
+LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID (its own pid); plus
+DROVER_WORKER_ID (0..N-1), DROVER_GENERATION and a NOTIFY_SOCKET for READY=1
+and STATUS=. drover tells systemd READY=1 once every worker is ready.
+
+A worker that exits is restarted in its slot after a backoff; a slot that
+keeps failing is a crash loop, and drover exits 1. SIGTERM or SIGINT drains
+the workers (the stop signal, then SIGKILL after --stop-timeout) and exits 0.
+
+SIGHUP or drover reload replaces the workers with the program now on disk, a
+batch at a time, each new worker ready before an old one drains; if a new
+worker fails, the old version keeps serving and the reload fails.`,
+		flags: func() *flag.FlagSet { fs, _ := runFlags(); return fs },
+		run:   runCommand,
+	}
+}
+
+func runCommand(args []string, stdout, stderr io.Writer) int {
+	fs, o := runFlags()
+	if code, ok := parseFlags(runCmd(), fs, args, stdout, stderr); !ok {
+		return code
+	}
+	log := logrus.New()
+	log.Out = stderr
+	level, err := logrus.ParseLevel(o.logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "drover: --log-level %q: want debug, info, warn or error\n", o.logLevel)
+		return exitUsage
+	}
+	log.SetLevel(level)
+	useJournal := supervisor.UseJournal()
+	switch o.logFormat {
+	case "text":
+		if useJournal {
+			// Native entries: priorities and fields (WORKER_ID, ...) that
+			// journalctl can filter on.
+			hook := supervisor.NewJournalHook(stderr)
+			defer hook.Close()
+			log.AddHook(hook)
+			log.SetOutput(io.Discard)
+		}
+		log.Formatter = &logrus.TextFormatter{FullTimestamp: true}
+	case "json":
+		log.Formatter = &logrus.JSONFormatter{}
+	default:
+		fmt.Fprintf(stderr, "drover: --log-format %q: want text or json\n", o.logFormat)
+		return exitUsage
+	}
+
+	cfg, err := o.config(fs.Args())
+	if err != nil {
+		fmt.Fprintf(stderr, "drover: %v\n", err)
+		return exitUsage
+	}
+	cfg.Log = log
+	cfg.Journal = useJournal
+	cfg.LogIdentifier = o.logIdent
+	cfg.NotifySocket = os.Getenv("NOTIFY_SOCKET")
+	if cfg.WatchdogInterval, err = daemon.SdWatchdogEnabled(false); err != nil {
+		fmt.Fprintf(stderr, "drover: %v\n", err)
+		return exitUsage
+	}
+	cfg.TestHooks = os.Getenv("DROVER_TEST_HOOKS")
+	cfg.RuntimeDir = runtimeDir()
+	cfg.ControlSocket = controlPath(o.control)
+
+	sup, err := supervisor.New(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "drover: %v\n", err)
+		// systemctl status shows STATUS= even after systemd scheduled a
+		// restart, when it no longer shows the log.
+		daemon.SdNotify(false, "STATUS=failed: "+err.Error())
+		if errors.Is(err, supervisor.ErrUsage) {
+			return exitConfig
+		}
+		return 1
+	}
+	if err := sup.Run(context.Background()); err != nil {
+		fmt.Fprintf(stderr, "drover: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func (o *runOptions) config(command []string) (supervisor.Config, error) {
+	if len(command) == 0 {
+		return supervisor.Config{}, errors.New("no worker command: use drover run [flags] -- COMMAND [ARGS...]")
+	}
+	workers, err := supervisor.ParseWorkers(o.workers)
+	if err != nil {
+		return supervisor.Config{}, err
+	}
+	ready, err := supervisor.ParseReadiness(o.ready)
+	if err != nil {
+		return supervisor.Config{}, err
+	}
+	sig, err := supervisor.ParseSignal(o.stopSignal)
+	if err != nil {
+		return supervisor.Config{}, fmt.Errorf("--stop-signal: %w", err)
+	}
+	for name, d := range map[string]time.Duration{"ready-timeout": o.readyTimeout, "stop-timeout": o.stopTimeout, "failure-window": o.window} {
+		if d <= 0 {
+			return supervisor.Config{}, fmt.Errorf("--%s %v: want a positive duration", name, d)
+		}
+	}
+	batch, err := supervisor.ParseBatch(o.reloadBatch)
+	if err != nil {
+		return supervisor.Config{}, err
+	}
+	return supervisor.Config{
+		ReloadBatch:   batch,
+		Command:       command,
+		Workers:       workers,
+		Listen:        o.listen,
+		Ready:         ready,
+		ReadyTimeout:  o.readyTimeout,
+		StopSignal:    sig,
+		StopTimeout:   o.stopTimeout,
+		BackoffMin:    o.backoffMin,
+		BackoffMax:    o.backoffMax,
+		MinUptime:     o.minUptime,
+		MaxFailures:   o.maxFailures,
+		FailureWindow: o.window,
+	}, nil
+}
+
+// runtimeDir is the first directory of systemd's RuntimeDirectory=, or "".
+func runtimeDir() string {
+	dir, _, _ := strings.Cut(os.Getenv("RUNTIME_DIRECTORY"), ":")
+	return dir
+}
+
+// controlPath is --control, else the control socket in RuntimeDirectory=;
+// ExecReload= runs with the service's environment, so drover reload finds
+// the same path as drover run.
+func controlPath(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if dir := runtimeDir(); dir != "" {
+		return filepath.Join(dir, "control.sock")
+	}
+	return ""
+}
