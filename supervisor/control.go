@@ -28,14 +28,18 @@ const controlReadTimeout = 5 * time.Second
 // ControlRequest is one request on the control socket: a JSON object on one
 // line.
 type ControlRequest struct {
-	Command string `json:"command"` // "reload"
+	Command string `json:"command"` // "reload", "status" or "scale"
+	// Count is scale's argument: N, +N or -N.
+	Count string `json:"count,omitempty"`
 }
 
 // ControlResponse answers a ControlRequest: a JSON object on one line.
 type ControlResponse struct {
-	OK         bool   `json:"ok"`
-	Error      string `json:"error,omitempty"`
-	Generation int    `json:"generation,omitempty"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	// Status answers "status"; Workers, the new count, answers "scale".
+	Status  *Status `json:"status,omitempty"`
+	Workers int     `json:"workers,omitempty"`
 }
 
 // decodeControlRequest parses one request line.
@@ -47,7 +51,12 @@ func decodeControlRequest(line []byte) (ControlRequest, error) {
 		return ControlRequest{}, fmt.Errorf("malformed request: %w", err)
 	}
 	switch req.Command {
-	case "reload":
+	case "reload", "status":
+		return req, nil
+	case "scale":
+		if _, _, err := ParseScale(req.Count); err != nil {
+			return ControlRequest{}, err
+		}
 		return req, nil
 	case "":
 		return ControlRequest{}, errors.New("malformed request: no command")
@@ -134,6 +143,10 @@ func (s *Supervisor) handleControlConn(conn *net.UnixConn) {
 	s.post(evControl{req: req, reply: reply})
 	select {
 	case r := <-reply:
+		if r.Status != nil {
+			// Off the loop: measuring CPU takes a moment.
+			sampleUsage(r.Status, 200*time.Millisecond)
+		}
 		respond(r)
 	case <-s.done:
 		respond(ControlResponse{Error: "drover stopped"})

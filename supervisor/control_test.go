@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/sirupsen/logrus"
 )
 
 func FuzzDecodeControlRequest(f *testing.F) {
@@ -17,7 +19,7 @@ func FuzzDecodeControlRequest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
 		req, err := decodeControlRequest(line)
-		if err == nil && req.Command != "reload" {
+		if err == nil && req.Command != "reload" && req.Command != "status" && req.Command != "scale" {
 			t.Fatalf("accepted unknown command %q", req.Command)
 		}
 	})
@@ -102,4 +104,51 @@ func TestControlSocket(t *testing.T) {
 		t.Errorf("nobody's drover reload: %v %q, want permission denied", err, out)
 	}
 	h.waitLogged(t, "control connection refused", nil)
+}
+
+// status reports every worker; scale adds slots gated on readiness and
+// drains removed ones, and reloads keep the new count.
+func TestStatusAndScale(t *testing.T) {
+	cfg, reports := testConfig(t, 2, "report")
+	cfg.ControlSocket = filepath.Join(t.TempDir(), "control.sock")
+	h := start(t, cfg, reports)
+	h.sd.waitFor(t, "READY=1")
+
+	resp, err := Control(cfg.ControlSocket, ControlRequest{Command: "status"})
+	if err != nil || !resp.OK || resp.Status == nil {
+		t.Fatalf("status: %+v %v", resp, err)
+	}
+	st := resp.Status
+	if st.State != "serving" || st.Workers != 2 || st.Ready != 2 || len(st.Processes) != 2 || st.Pid != os.Getpid() {
+		t.Fatalf("status %+v", st)
+	}
+	for _, p := range st.Processes {
+		if p.State != "ready" || p.Pid == 0 || p.Generation != 1 || p.RSSBytes <= 0 || p.Started.IsZero() {
+			t.Errorf("process %+v", p)
+		}
+	}
+
+	for _, tc := range []struct{ count, status string }{
+		{"+2", "STATUS=4/4 workers ready · generation 1 · 0 restarts"},
+		{"-3", "STATUS=1/1 workers ready · generation 1 · 0 restarts"},
+		{"2", "STATUS=2/2 workers ready · generation 1 · 0 restarts"},
+	} {
+		resp, err := Control(cfg.ControlSocket, ControlRequest{Command: "scale", Count: tc.count})
+		if err != nil || !resp.OK {
+			t.Fatalf("scale %s: %+v %v", tc.count, resp, err)
+		}
+		h.sd.waitFor(t, tc.status)
+	}
+	if !h.logged("draining worker", logrus.Fields{"worker": 3}) {
+		t.Error("scale down did not drain the removed slot's worker")
+	}
+	for _, bad := range []string{"0", "-2", "x", "+0", "2000"} {
+		if resp, err := Control(cfg.ControlSocket, ControlRequest{Command: "scale", Count: bad}); err != nil || resp.OK {
+			t.Errorf("scale %s: %+v %v, want refused", bad, resp, err)
+		}
+	}
+	if err := h.sup.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	h.sd.waitFor(t, "STATUS=2/2 workers ready · generation 2 · 0 restarts")
 }

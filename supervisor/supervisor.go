@@ -66,6 +66,7 @@ type slot struct {
 	failures     []time.Time
 	consecutive  int // failures since a worker last stayed up MinUptime
 	restartTimer *time.Timer
+	restarts     int
 }
 
 // worker is one process in a slot.
@@ -381,6 +382,15 @@ func (s *Supervisor) handle(ev event) {
 
 func (s *Supervisor) handleControl(ev evControl) {
 	switch ev.req.Command {
+	case "status":
+		ev.reply <- ControlResponse{OK: true, Status: s.status()}
+	case "scale":
+		n, err := s.scale(ev.req.Count)
+		if err != nil {
+			ev.reply <- ControlResponse{Error: err.Error()}
+			return
+		}
+		ev.reply <- ControlResponse{OK: true, Workers: n}
 	case "reload":
 		done := make(chan error, 1)
 		s.requestReload(done, "reload requested on the control socket")

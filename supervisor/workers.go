@@ -227,6 +227,7 @@ func (s *Supervisor) handleRestartDue(sl *slot) {
 		return
 	}
 	s.restarts++
+	sl.restarts++
 	sl.worker = s.startWorker(sl, s.current)
 }
 
