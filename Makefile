@@ -55,6 +55,8 @@ deps:
 	command -v debootstrap >/dev/null || need="$$need debootstrap"; \
 	command -v systemd-socket-activate >/dev/null || need="$$need systemd"; \
 	command -v python3 >/dev/null || need="$$need python3"; \
+	command -v dbus-daemon >/dev/null || need="$$need dbus-daemon"; \
+	command -v groff >/dev/null || need="$$need groff-base"; \
 	if [ -n "$$need" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; fi
 	@test -x $$($(GO) env GOPATH)/bin/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 

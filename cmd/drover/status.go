@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/droverd/drover/supervisor"
+)
+
+// exitNotRunning is what systemctl status returns for a unit that is not
+// running; drover status follows it.
+const exitNotRunning = 3
+
+func statusCmd() command {
+	return command{
+		name:     "status",
+		synopsis: "[--json] [--control PATH] [UNIT]",
+		summary:  "show a unit run by drover and its workers",
+		doc: `Shows one screen: the unit as systemd sees it (state, main pid, drover's
+status line, systemd's restarts, active since), read over D-Bus, and a table
+of workers from the running drover: slot, pid, generation, state (starting,
+ready, draining, backing-off), uptime, restarts, CPU%, RSS and the worker's
+own STATUS= line.
+
+With UNIT (myapp or myapp.service), drover's control socket is found through
+the unit's RuntimeDirectory=. Without, from $RUNTIME_DIRECTORY (as in
+ExecReload=) or --control. Reading the unit needs no privilege; reading the
+workers needs root or the service's user.
+
+--json prints {"unit": ..., "drover": ...} for scripts: the field names are
+stable (fields may be added, never renamed). Exits 3 when the unit is not
+running, 1 on other errors.`,
+		flags: func() *flag.FlagSet { fs, _, _ := statusFlags(); return fs },
+		run:   statusCommand,
+	}
+}
+
+func statusFlags() (*flag.FlagSet, *bool, *string) {
+	fs := flag.NewFlagSet("drover status", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON for scripts")
+	control := fs.String("control", "", "drover's control socket, instead of finding it through UNIT")
+	return fs, asJSON, control
+}
+
+// statusReport is drover status --json.
+type statusReport struct {
+	Unit   *unitInfo          `json:"unit"`
+	Drover *supervisor.Status `json:"drover"`
+}
+
+func statusCommand(args []string, stdout, stderr io.Writer) int {
+	fs, asJSON, control := statusFlags()
+	if code, ok := parseFlags(statusCmd(), fs, args, stdout, stderr); !ok {
+		return code
+	}
+	if fs.NArg() > 1 {
+		fmt.Fprintf(stderr, "drover status: one UNIT at most, got %q\n", fs.Args())
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	var report statusReport
+	path := controlPath(*control)
+	if fs.NArg() == 1 {
+		u, sock, err := unitControl(ctx, fs.Arg(0))
+		if err != nil && u.LoadState == "" {
+			fmt.Fprintf(stderr, "drover status: %v\n", err)
+			return 1
+		}
+		report.Unit = &u
+		if err != nil && errors.Is(err, errNotDrover) {
+			fmt.Fprintf(stderr, "drover status: %v\n", err)
+			printReport(stdout, report, *asJSON)
+			return 1
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "drover status: %v\n", err)
+			return 1
+		}
+		if *control == "" {
+			path = sock
+		}
+		if !running(u) {
+			printReport(stdout, report, *asJSON)
+			return exitNotRunning
+		}
+	}
+	if path == "" {
+		fmt.Fprintln(stderr, "drover status: which drover? Name a UNIT, give --control PATH, or run it where $RUNTIME_DIRECTORY is set")
+		return exitUsage
+	}
+	resp, err := supervisor.Control(path, supervisor.ControlRequest{Command: "status"})
+	if err == nil && !resp.OK {
+		err = errors.New(resp.Error)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "drover status: %v\n", explainControlError(err))
+		if report.Unit != nil {
+			printReport(stdout, report, *asJSON)
+		}
+		return 1
+	}
+	report.Drover = resp.Status
+	printReport(stdout, report, *asJSON)
+	return 0
+}
+
+func running(u unitInfo) bool {
+	switch u.ActiveState {
+	case "active", "reloading", "activating", "deactivating":
+		return true
+	}
+	return false
+}
+
+// unitControl reads a unit and finds its drover control socket.
+func unitControl(ctx context.Context, name string) (unitInfo, string, error) {
+	bus, err := connectSystemd(ctx)
+	if err != nil {
+		return unitInfo{}, "", err
+	}
+	defer bus.close()
+	u, err := bus.unit(ctx, name)
+	if err != nil {
+		return u, "", err
+	}
+	sock, err := controlSocketOf(u)
+	return u, sock, err
+}
+
+// explainControlError turns socket errors into what to do about them.
+func explainControlError(err error) error {
+	switch {
+	case errors.Is(err, syscall.EACCES), errors.Is(err, os.ErrPermission), strings.Contains(err.Error(), "permission denied"):
+		return fmt.Errorf("%w: run as root or as the service's user", err)
+	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("%w: is drover running there (drover run with RuntimeDirectory= or --control)?", err)
+	}
+	return err
+}
+
+func printReport(w io.Writer, r statusReport, asJSON bool) {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(r)
+		return
+	}
+	if u := r.Unit; u != nil {
+		fmt.Fprintf(w, "%s  %s (%s)", u.Name, u.ActiveState, u.SubState)
+		if !u.ActiveSince.IsZero() && running(*u) {
+			fmt.Fprintf(w, " since %s (%s ago)", u.ActiveSince.Format(time.DateTime), time.Since(u.ActiveSince).Round(time.Second))
+		}
+		fmt.Fprintf(w, "\n  main pid %d · %d restarts by systemd\n", u.MainPID, u.NRestarts)
+		if u.StatusText != "" {
+			fmt.Fprintf(w, "  status: %s\n", u.StatusText)
+		}
+	}
+	d := r.Drover
+	if d == nil {
+		return
+	}
+	if r.Unit == nil {
+		fmt.Fprintf(w, "drover pid %d: %s\n", d.Pid, d.StatusText)
+	}
+	fmt.Fprintf(w, "  sockets: %s · command: %s\n\n", strings.Join(d.Sockets, " "), strings.Join(d.Command, " "))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SLOT\tPID\tGEN\tSTATE\tUPTIME\tRESTARTS\tCPU%\tRSS\tSTATUS")
+	for _, p := range d.Processes {
+		pid, gen, up := "-", "-", "-"
+		if p.Pid != 0 {
+			pid, gen = fmt.Sprint(p.Pid), fmt.Sprint(p.Generation)
+			up = time.Since(p.Started).Round(time.Second).String()
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%.1f\t%s\t%s\n", p.Slot, pid, gen, p.State, up, p.Restarts, p.CPUPercent, humanBytes(p.RSSBytes), p.Status)
+	}
+	tw.Flush()
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1fK", float64(n)/(1<<10))
+	}
+	return fmt.Sprint(n)
+}
+
+func scaleCmd() command {
+	return command{
+		name:     "scale",
+		synopsis: "[--control PATH] UNIT N|+N|-N",
+		summary:  "change the number of workers at runtime",
+		doc: `Sets the number of workers of a running drover to N, or adds or removes
+some. New workers are gated on readiness like any other; removed ones drain
+(the highest slots go first). The count is kept across reloads but not
+across a restart of the service: to make it permanent, set --workers in the
+unit (systemctl edit UNIT). Refused while a start or reload is under way.
+With --control, UNIT may be given as "-".`,
+		flags: func() *flag.FlagSet { fs, _ := scaleFlags(); return fs },
+		run:   scaleCommand,
+	}
+}
+
+func scaleFlags() (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("drover scale", flag.ContinueOnError)
+	control := fs.String("control", "", "drover's control socket, instead of finding it through UNIT")
+	return fs, control
+}
+
+func scaleCommand(args []string, stdout, stderr io.Writer) int {
+	fs, control := scaleFlags()
+	if code, ok := parseFlags(scaleCmd(), fs, args, stdout, stderr); !ok {
+		return code
+	}
+	if fs.NArg() != 2 {
+		fmt.Fprintln(stderr, "drover scale: want UNIT and a count: drover scale myapp 4 (or +1, -1)")
+		return exitUsage
+	}
+	count := fs.Arg(1)
+	if _, _, err := supervisor.ParseScale(count); err != nil {
+		fmt.Fprintf(stderr, "drover scale: %v\n", err)
+		return exitUsage
+	}
+	path := *control
+	if path == "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		u, sock, err := unitControl(ctx, fs.Arg(0))
+		if err == nil && !running(u) {
+			err = fmt.Errorf("%s is not running (%s)", u.Name, u.ActiveState)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "drover scale: %v\n", err)
+			return 1
+		}
+		path = sock
+	}
+	resp, err := supervisor.Control(path, supervisor.ControlRequest{Command: "scale", Count: count})
+	if err == nil && !resp.OK {
+		err = errors.New(resp.Error)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "drover scale: %v\n", explainControlError(err))
+		return 1
+	}
+	fmt.Fprintf(stdout, "scaling to %d workers\n", resp.Workers)
+	return 0
+}
