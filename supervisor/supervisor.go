@@ -395,7 +395,9 @@ func (s *Supervisor) handleControl(ev evControl) {
 		done := make(chan error, 1)
 		s.requestReload(done, "reload requested on the control socket")
 		// The answer comes when the reload ends; wait for it off the loop.
+		s.wg.Add(1)
 		go func() {
+			defer s.wg.Done()
 			select {
 			case err := <-done:
 				if err != nil {

@@ -75,6 +75,10 @@ func (b *box) reset() {
 		b.quiet("systemctl", "stop", "myapp.socket", "myapp.service")
 	}
 	b.quiet("rm", "-rf", serviceDropIns, socketDropIns, "/run/drover-lab")
+	// A scenario may have upgraded myapp: put this build's back.
+	if err := b.m.InstallFile(b.build.Myapp, MyappPath); err != nil {
+		b.t.Fatal(err)
+	}
 	b.quiet("mkdir", "-p", "/run/drover-lab")
 	b.write(SocketDropInPath, SocketDropIn(port))
 	b.write(serviceDropIns+"/lab-base.conf", fmt.Sprintf(`# Written by the drover lab for every scenario.

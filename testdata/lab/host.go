@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -93,7 +94,27 @@ type Build struct {
 	// run is consistent even if units/ is edited meanwhile.
 	Socket, Service string
 	Version         string // example-worker's main.version
+	// Upgrades are more builds of example-worker, Upgrades[i] with
+	// main.version=UpgradeVersion(i): the new versions reload-under-load
+	// installs one after another.
+	Upgrades []string
+	// Broken is a "new version" of myapp that cannot start: a script that
+	// says so on stderr and exits 1.
+	Broken string
 }
+
+// upgrades is how many new builds of example-worker BuildAll makes.
+const upgrades = 5
+
+// UpgradeVersion is the main.version of Build.Upgrades[i]: v1, v2, ...
+func UpgradeVersion(i int) string { return fmt.Sprintf("v%d", i+1) }
+
+// brokenMyapp is Build.Broken.
+const brokenMyapp = `#!/bin/sh
+# A broken build of myapp, installed by the drover lab: it cannot start.
+echo "myapp: broken build, cannot start" >&2
+exit 1
+`
 
 // BuildAll builds drover, the example worker and testworker with
 // CGO_ENABLED=0 (they run inside other Debian releases) into a new
@@ -118,23 +139,44 @@ func BuildAll(ctx context.Context, root, dir string) (*Build, error) {
 		Service:    filepath.Join(out, "myapp.service"),
 		Version:    version,
 	}
+	for i := range upgrades {
+		b.Upgrades = append(b.Upgrades, filepath.Join(out, "myapp-"+UpgradeVersion(i)))
+	}
+	b.Broken = filepath.Join(out, "myapp-broken")
+	if err := os.WriteFile(b.Broken, []byte(brokenMyapp), 0o755); err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
 	env := append(os.Environ(), "CGO_ENABLED=0")
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		// go test puts GOROOT/bin on PATH; a bare shell may not have it.
 		goTool = "/usr/local/go/bin/go"
 	}
-	for _, target := range []struct{ out, pkg, ldflags string }{
+	type target struct{ out, pkg, ldflags string }
+	targets := []target{
 		{b.Drover, "./cmd/drover", "-X main.version=" + version},
 		{b.Myapp, "./testdata/example-worker", "-X main.version=" + version},
 		{b.Testworker, "./testdata/testworker", ""},
-	} {
-		cmd := exec.CommandContext(ctx, goTool, "build", "-ldflags", target.ldflags, "-o", target.out, target.pkg)
-		cmd.Dir = root
-		cmd.Env = env
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("go build %s: %w\n%s", target.pkg, err, out)
-		}
+	}
+	for i, path := range b.Upgrades {
+		targets = append(targets, target{path, "./testdata/example-worker", "-X main.version=" + UpgradeVersion(i)})
+	}
+	// In parallel: the upgrades differ only in what the linker writes.
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, target := range targets {
+		wg.Go(func() {
+			cmd := exec.CommandContext(ctx, goTool, "build", "-ldflags", target.ldflags, "-o", target.out, target.pkg)
+			cmd.Dir = root
+			cmd.Env = env
+			if out, err := cmd.CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("go build -ldflags %q %s: %w\n%s", target.ldflags, target.pkg, err, out)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	for _, u := range []struct{ from, to string }{
 		{filepath.Join(root, "units", "myapp.socket"), b.Socket},
@@ -155,13 +197,20 @@ func BuildAll(ctx context.Context, root, dir string) (*Build, error) {
 // package would put it.
 func (b *Build) Binds() []Bind {
 	return []Bind{
-		{b.Drover, "/usr/bin/drover"},
-		{b.Myapp, "/usr/bin/myapp"},
-		{b.Testworker, TestworkerPath},
-		{b.Socket, "/usr/lib/systemd/system/myapp.socket"},
-		{b.Service, "/usr/lib/systemd/system/myapp.service"},
+		{b.Drover, "/usr/bin/drover", false},
+		// A file of the container's own, so that a scenario can upgrade it
+		// by rename as a package manager does (a bind mount cannot be
+		// renamed over).
+		{b.Myapp, MyappPath, true},
+		{b.Testworker, TestworkerPath, false},
+		{b.Socket, "/usr/lib/systemd/system/myapp.socket", false},
+		{b.Service, "/usr/lib/systemd/system/myapp.service", false},
 	}
 }
+
+// MyappPath is where containers have the worker program of the shipped
+// unit (example-worker).
+const MyappPath = "/usr/bin/myapp"
 
 // TestworkerPath is where containers have testworker.
 const TestworkerPath = "/usr/lib/drover-lab/testworker"

@@ -35,6 +35,10 @@ var scenarios = []struct {
 	{"never-ready", testNeverReady},
 	{"missing-binary", testMissingBinary},
 	{"watchdog", testWatchdog},
+	{"reload-under-load", testReloadUnderLoad},
+	{"notify-reload", testNotifyReload},
+	{"journal", testJournal},
+	{"journal-burst", testJournalBurst},
 }
 
 // TestLab boots each distro in turn and runs every scenario in it, then

@@ -16,8 +16,14 @@ import (
 	"time"
 )
 
-// Bind makes host file Src appear read-only at Dst in a container.
-type Bind struct{ Src, Dst string }
+// Bind makes host file Src appear read-only at Dst in a container, or,
+// with Copy, installs a copy of it there once the container has booted: a
+// file of the container's own (in its overlay) that a scenario may replace,
+// as a package upgrade would.
+type Bind struct {
+	Src, Dst string
+	Copy     bool
+}
 
 // Machine is one booted container.
 type Machine struct {
@@ -79,7 +85,9 @@ func Boot(ctx context.Context, d Distro, root string, binds []Bind, logDir strin
 		"--boot",
 	}
 	for _, b := range binds {
-		args = append(args, "--bind-ro="+b.Src+":"+b.Dst)
+		if !b.Copy {
+			args = append(args, "--bind-ro="+b.Src+":"+b.Dst)
+		}
 	}
 	m.nspawn = exec.Command("systemd-nspawn", args...)
 	m.nspawn.Stdout = console
@@ -110,6 +118,15 @@ func Boot(ctx context.Context, d Distro, root string, binds []Bind, logDir strin
 		tail := m.consoleTail(3000)
 		m.Shutdown()
 		return nil, fmt.Errorf("boot %s: %w\nconsole (%s):\n%s", d.Name, err, m.ConsoleLog, tail)
+	}
+	for _, b := range binds {
+		if !b.Copy {
+			continue
+		}
+		if err := m.InstallFile(b.Src, b.Dst); err != nil {
+			m.Shutdown()
+			return nil, fmt.Errorf("boot %s: %w", d.Name, err)
+		}
 	}
 	logf("%s booted in %v (nspawn pid %d, container PID 1 = host pid %d)", d.Name, time.Since(start).Round(time.Millisecond), m.nspawn.Process.Pid, m.Leader)
 	return m, nil
@@ -236,6 +253,40 @@ func (m *Machine) WriteFile(ctx context.Context, path string, data []byte) error
 	out, err := m.OutputStdin(ctx, data, "sh", "-c", `mkdir -p "$(dirname "$1")" && cat > "$1"`, "sh", path)
 	if err != nil {
 		return fmt.Errorf("write %s in %s: %w\n%s", path, m.Distro.Name, err, out)
+	}
+	return nil
+}
+
+// InstallFile installs host file src at dst inside the container (in its
+// overlay), mode 0755, the way a package manager replaces a file: it writes
+// a temporary file next to dst and renames it over dst. A process running
+// the old dst keeps its (now unnamed) file. It writes through
+// /proc/<container PID 1>/root, the container's own view of its files.
+func (m *Machine) InstallFile(src, dst string) error {
+	if m.closing.Load() {
+		return fmt.Errorf("install %s: %s is shutting down", dst, m.Name)
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("install %s in %s: %w", dst, m.Distro.Name, err)
+	}
+	root := fmt.Sprintf("/proc/%d/root", m.Leader)
+	final := filepath.Join(root, dst)
+	tmp := filepath.Join(filepath.Dir(final), "."+filepath.Base(dst)+".lab-new")
+	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+		return fmt.Errorf("install %s in %s: %w", dst, m.Distro.Name, err)
+	}
+	if err := os.WriteFile(tmp, data, 0o755); err != nil {
+		return fmt.Errorf("install %s in %s: %w", dst, m.Distro.Name, err)
+	}
+	// WriteFile's mode is only for a new file, and the umask cuts it.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("install %s in %s: %w", dst, m.Distro.Name, err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("install %s in %s: %w", dst, m.Distro.Name, err)
 	}
 	return nil
 }
