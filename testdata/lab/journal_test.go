@@ -1,0 +1,343 @@
+package lab
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// entry is one journal entry, its string fields only (journalctl -o json
+// gives binary fields as arrays of numbers; none of the ones asserted on
+// is binary).
+type entry map[string]string
+
+func (e entry) String() string {
+	return fmt.Sprintf("%s[%s] PRIORITY=%s WORKER_ID=%s WORKER_PID=%s GENERATION=%s: %s",
+		e["SYSLOG_IDENTIFIER"], e["_PID"], e["PRIORITY"], e["WORKER_ID"], e["WORKER_PID"], e["GENERATION"], e["MESSAGE"])
+}
+
+// journalEntries runs journalctl -o json for myapp.service since the
+// scenario started, with extra arguments (matches, -p), and decodes it.
+// It streams, so that 100,000 entries are no problem; at most a minute.
+func (b *box) journalEntries(extra ...string) []entry {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
+	defer cancel()
+	args := append([]string{"journalctl", "-q", "--no-pager", "-o", "json", "--after-cursor=" + b.cursor, "-u", "myapp.service"}, extra...)
+	cmd := b.m.Command(ctx, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.t.Fatalf("%s: %v", strings.Join(args, " "), err)
+	}
+	var entries []entry
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 0, 1<<20), 1<<20)
+	var decodeErr error
+	for sc.Scan() {
+		var raw map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &raw); err != nil {
+			decodeErr = fmt.Errorf("decode %q: %w", sc.Text(), err)
+			break
+		}
+		e := entry{}
+		for k, v := range raw {
+			if s, ok := v.(string); ok {
+				e[k] = s
+			}
+		}
+		entries = append(entries, e)
+	}
+	if decodeErr == nil {
+		decodeErr = sc.Err()
+	}
+	waitErr := cmd.Wait()
+	if decodeErr != nil || waitErr != nil {
+		b.t.Fatalf("$ %s: %v %v\n%s", strings.Join(args, " "), decodeErr, waitErr, stderr.String())
+	}
+	return entries
+}
+
+// chattyPath is a worker that writes one line on stdout, one on stderr and
+// one with a "<4>" prefix, then becomes the example worker (same pid).
+const chattyPath = "/usr/local/bin/chatty"
+
+const chattyScript = `#!/bin/sh
+# Written by the drover lab (journal scenario).
+echo "chatty out worker=$DROVER_WORKER_ID generation=$DROVER_GENERATION pid=$$"
+echo "chatty err worker=$DROVER_WORKER_ID generation=$DROVER_GENERATION pid=$$" >&2
+echo "<4>chatty warn worker=$DROVER_WORKER_ID generation=$DROVER_GENERATION pid=$$"
+exec /usr/bin/myapp
+`
+
+// chattyLine is the line kind ("out", "err", "warn") chatty writes for a
+// worker.
+func chattyLine(kind string, r reply) string {
+	return fmt.Sprintf("chatty %s worker=%s generation=%s pid=%d", kind, r.Worker, r.Generation, r.Pid)
+}
+
+// testJournal (issue 5 §5): after a reload and a worker's crash, the
+// journal holds drover's entries and every worker line with the fields
+// and priorities the README promises, and journalctl's field and priority
+// filters select them.
+func testJournal(b *box) {
+	b.write(chattyPath, chattyScript)
+	b.sh("chmod", "0755", chattyPath)
+	b.t.Logf("%s:\n%s", chattyPath, chattyScript)
+	b.dropIn("myapp.service", fmt.Sprintf(`[Service]
+ExecStart=
+ExecStart=%s
+`, b.execStart("", chattyPath)))
+	b.startByConnection()
+	all := b.generationWorkers("1", workers)
+	b.sh("systemctl", "reload", "myapp")
+	gen2 := b.generationWorkers("2", workers)
+	all = append(all, gen2...)
+	victim := gen2[len(gen2)-1]
+	b.sh("kill", "-9", strconv.Itoa(victim.Pid))
+	var replacement reply
+	b.waitFor(fmt.Sprintf("a new worker in slot %s to answer", victim.Worker), 15*time.Second, func() (bool, string) {
+		r, err := b.get(5 * time.Second)
+		if err != nil {
+			b.t.Fatalf("request after the kill failed: %v", err)
+		}
+		if r.Worker == victim.Worker && r.Pid != victim.Pid {
+			replacement = r
+			return true, strings.TrimSpace(r.Body)
+		}
+		return false, "not yet"
+	})
+	all = append(all, replacement)
+
+	// Every worker's three lines, and drover's entries about the killed
+	// worker and its replacement.
+	var entries []entry
+	b.waitFor("the journal to hold every worker's lines", 10*time.Second, func() (bool, string) {
+		entries = b.journalEntries()
+		msgs := map[string]bool{}
+		for _, e := range entries {
+			msgs[e["MESSAGE"]] = true
+		}
+		for _, r := range all {
+			for _, kind := range []string{"out", "err", "warn"} {
+				if !msgs[chattyLine(kind, r)] {
+					return false, "no " + strconv.Quote(chattyLine(kind, r))
+				}
+			}
+		}
+		return true, fmt.Sprintf("%d entries", len(entries))
+	})
+	var shown []string
+	for _, e := range entries {
+		if e["SYSLOG_IDENTIFIER"] == "drover" || e["SYSLOG_IDENTIFIER"] == "chatty" {
+			shown = append(shown, e.String())
+		}
+	}
+	b.t.Logf("$ journalctl -u myapp.service -o json (this scenario; drover's and the workers' entries)\n%s", strings.Join(shown, "\n"))
+
+	// Worker output: identifier, ids, priority per stream, <4> stripped.
+	byMsg := map[string]entry{}
+	for _, e := range entries {
+		byMsg[e["MESSAGE"]] = e
+	}
+	wantPriority := map[string]string{"out": "6", "err": "3", "warn": "4"}
+	wantStream := map[string]string{"out": "stdout", "err": "stderr", "warn": "stdout"}
+	for _, r := range all {
+		for _, kind := range []string{"out", "err", "warn"} {
+			e := byMsg[chattyLine(kind, r)]
+			want := entry{
+				"SYSLOG_IDENTIFIER": "chatty",
+				"WORKER_ID":         r.Worker,
+				"WORKER_PID":        strconv.Itoa(r.Pid),
+				"GENERATION":        r.Generation,
+				"PRIORITY":          wantPriority[kind],
+				"DROVER_STREAM":     wantStream[kind],
+			}
+			for k, v := range want {
+				if e[k] != v {
+					b.t.Errorf("%q: %s=%q, want %q", e["MESSAGE"], k, e[k], v)
+				}
+			}
+		}
+	}
+	for _, e := range entries {
+		if strings.Contains(e["MESSAGE"], "<4>") {
+			b.t.Errorf("the <4> prefix was not stripped: %s", e)
+		}
+	}
+
+	// drover's own entries carry the worker's fields; the new generation's
+	// workers say GENERATION=2; the killed one's failure is a warning with
+	// its exit status.
+	for _, r := range append(gen2, replacement) {
+		found := false
+		for _, e := range entries {
+			if e["SYSLOG_IDENTIFIER"] == "drover" && e["WORKER_PID"] == strconv.Itoa(r.Pid) && strings.HasPrefix(e["MESSAGE"], "worker started") {
+				found = true
+				if e["GENERATION"] != "2" || e["WORKER_ID"] != r.Worker {
+					b.t.Errorf("drover's entry about worker %d: %s; want GENERATION=2 WORKER_ID=%s", r.Pid, e, r.Worker)
+				}
+			}
+		}
+		if !found {
+			b.t.Errorf("no \"worker started\" entry of drover with WORKER_PID=%d", r.Pid)
+		}
+	}
+	var failed []entry
+	for _, e := range entries {
+		if e["SYSLOG_IDENTIFIER"] == "drover" && strings.HasPrefix(e["MESSAGE"], "worker failed") {
+			failed = append(failed, e)
+		}
+	}
+	if len(failed) != 1 {
+		b.t.Fatalf("%d \"worker failed\" entries of drover, want 1 (the killed worker %d)", len(failed), victim.Pid)
+	}
+	f := failed[0]
+	b.t.Logf("the killed worker's entry: %s (EXIT_STATUS=%q REASON=%q)", f, f["EXIT_STATUS"], f["REASON"])
+	want := entry{"PRIORITY": "4", "WORKER_ID": victim.Worker, "WORKER_PID": strconv.Itoa(victim.Pid), "GENERATION": "2"}
+	for k, v := range want {
+		if f[k] != v {
+			b.t.Errorf("\"worker failed\": %s=%q, want %q", k, f[k], v)
+		}
+	}
+	if f["EXIT_STATUS"] == "" {
+		b.t.Errorf("\"worker failed\" has no EXIT_STATUS")
+	}
+
+	// journalctl -u myapp WORKER_ID=1: worker 1's entries only, all of them.
+	const slot = "1"
+	one := b.journalEntries("WORKER_ID=" + slot)
+	var lines []string
+	got := map[string]bool{}
+	for _, e := range one {
+		lines = append(lines, e.String())
+		got[e["MESSAGE"]] = true
+		if e["WORKER_ID"] != slot {
+			b.t.Errorf("journalctl -u myapp.service WORKER_ID=%s returned %s", slot, e)
+		}
+	}
+	b.t.Logf("$ journalctl -u myapp.service WORKER_ID=%s -o json (this scenario)\n%s", slot, strings.Join(lines, "\n"))
+	for _, e := range entries {
+		if e["WORKER_ID"] == slot && !got[e["MESSAGE"]] {
+			b.t.Errorf("journalctl -u myapp.service WORKER_ID=%s left out %s", slot, e)
+		}
+	}
+	if len(one) == 0 {
+		b.t.Errorf("journalctl -u myapp.service WORKER_ID=%s returned nothing", slot)
+	}
+
+	// journalctl -u myapp -p err: stderr lines, not stdout ones.
+	errs := b.journalEntries("-p", "err")
+	lines = nil
+	got = map[string]bool{}
+	for _, e := range errs {
+		lines = append(lines, e.String())
+		got[e["MESSAGE"]] = true
+		if p, _ := strconv.Atoi(e["PRIORITY"]); p > 3 {
+			b.t.Errorf("journalctl -p err returned %s", e)
+		}
+	}
+	b.t.Logf("$ journalctl -u myapp.service -p err -o json (this scenario)\n%s", strings.Join(lines, "\n"))
+	for _, r := range all {
+		if !got[chattyLine("err", r)] {
+			b.t.Errorf("journalctl -p err left out %q", chattyLine("err", r))
+		}
+		for _, kind := range []string{"out", "warn"} {
+			if got[chattyLine(kind, r)] {
+				b.t.Errorf("journalctl -p err returned %q", chattyLine(kind, r))
+			}
+		}
+	}
+}
+
+// burstLines is how many lines worker 0 writes in one burst.
+const burstLines = 100_000
+
+// testJournalBurst (issue 5 §5): worker 0 writes 100,000 lines as fast as
+// it can, before it serves; with the shipped rate limit every line is in
+// the journal, in order, and drover dropped none.
+func testJournalBurst(b *box) {
+	burst := b.unitSetting(b.build.Service, "LogRateLimitBurst")
+	interval := b.unitSetting(b.build.Service, "LogRateLimitIntervalSec")
+	b.dropIn("myapp.service", fmt.Sprintf(`[Service]
+ExecStart=
+ExecStart=%s
+`, b.execStart("", fmt.Sprintf(`/bin/sh -c 'if [ "$$DROVER_WORKER_ID" = 0 ]; then %s -mode spew -lines %d; fi; exec %s'`, TestworkerPath, burstLines, MyappPath))))
+	b.showLogged("myapp.service", "LogRateLimitIntervalUSec", "LogRateLimitBurst")
+	b.sh("systemctl", "start", "myapp.socket")
+	start := time.Now()
+	// --no-block: worker 0 is ready only once it has written everything.
+	b.sh("systemctl", "start", "--no-block", "myapp.service")
+	lastLine := fmt.Sprintf("spew %08d ", burstLines-1)
+	b.waitFor("the burst's last line in the journal", time.Minute, func() (bool, string) {
+		out, _ := b.quiet("journalctl", "-q", "--no-pager", "-o", "cat", "--after-cursor="+b.cursor, "-u", "myapp.service", "WORKER_ID=0", "DROVER_STREAM=stdout", "-n", "1")
+		out = strings.TrimSpace(out)
+		return strings.HasPrefix(out, lastLine), "last line: " + firstLine(out)
+	})
+	took := time.Since(start)
+	b.waitFor("myapp.service to be active", 30*time.Second, func() (bool, string) {
+		st := b.show("myapp.service", "ActiveState", "StatusText")
+		return st["ActiveState"] == "active", fmt.Sprintf("ActiveState=%s StatusText=%q", st["ActiveState"], st["StatusText"])
+	})
+
+	entries := b.journalEntries()
+	var lines, dropped []entry
+	for _, e := range entries {
+		if _, ok := e["DROVER_DROPPED"]; ok {
+			dropped = append(dropped, e)
+		}
+		if strings.HasPrefix(e["MESSAGE"], "spew ") {
+			lines = append(lines, e)
+		}
+	}
+	for _, e := range dropped {
+		b.t.Errorf("drover dropped lines: %s DROVER_DROPPED=%s", e, e["DROVER_DROPPED"])
+	}
+	pids := map[string]int{}
+	prev := -1
+	outOfOrder := 0
+	for _, e := range lines {
+		pids[e["WORKER_ID"]+"/"+e["WORKER_PID"]]++
+		seq, err := strconv.Atoi(e["MESSAGE"][5:13])
+		if err != nil {
+			b.t.Fatalf("line %q: no sequence number", e["MESSAGE"])
+		}
+		if seq <= prev {
+			if outOfOrder++; outOfOrder <= 5 {
+				b.t.Errorf("line %d comes after line %d", seq, prev)
+			}
+		}
+		prev = seq
+	}
+	if len(lines) != burstLines || outOfOrder > 0 {
+		b.t.Errorf("the journal holds %d of the %d lines (%d out of order), want all, in order", len(lines), burstLines, outOfOrder)
+	}
+	if len(pids) != 1 {
+		b.t.Errorf("the lines came from workers (id/pid) %v, want worker 0 alone", pids)
+	}
+	var span time.Duration
+	if len(lines) > 1 {
+		first, _ := strconv.ParseInt(lines[0]["__REALTIME_TIMESTAMP"], 10, 64)
+		last, _ := strconv.ParseInt(lines[len(lines)-1]["__REALTIME_TIMESTAMP"], 10, 64)
+		span = time.Duration(last-first) * time.Microsecond
+	}
+	rate := float64(len(lines)) / span.Seconds()
+	b.t.Logf("%d lines of 100 bytes in the journal, from workers (id/pid:lines) %s, strictly in order; %d DROVER_DROPPED entries; rate limit %s lines per %s. "+
+		"First to last line in the journal: %v (%.0f lines/s); systemctl start to the last line found: %v",
+		len(lines), countList(pids), len(dropped), burst, interval, span.Round(time.Millisecond), rate, took.Round(time.Millisecond))
+	// journald says so when it rate-limits a service.
+	out, _ := b.quiet("journalctl", "-q", "--no-pager", "-o", "short-precise", "--after-cursor="+b.cursor, "-u", "systemd-journald.service")
+	b.t.Logf("$ journalctl -u systemd-journald.service (this scenario)\n%s", strings.TrimSpace(out))
+	if strings.Contains(out, "Suppressed") {
+		b.t.Errorf("journald suppressed messages: the shipped rate limit is too low")
+	}
+	b.showLogged("myapp.service", "ActiveState", "StatusText", "NRestarts")
+}
