@@ -16,6 +16,11 @@
 // build never leaves a half cache behind. Containers boot with
 // --volatile=overlay: a run never changes the cache.
 //
+// Files are bind-mounted read-only, except /usr/bin/myapp: a copy in the
+// container's overlay (put back by every scenario's reset), so that a
+// scenario can install new builds over it by rename, as a package upgrade
+// does (reload-under-load).
+//
 // Containers share the host's network (no --private-network): each scenario
 // listens on a port the kernel just handed out on 127.0.0.1, and the test
 // talks HTTP to it from the host. Machines are torn down by the pid the lab
