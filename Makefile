@@ -10,7 +10,15 @@ TESTDATA_PKGS := ./testdata/example-worker ./testdata/testworker ./testdata/lab
 # Static binaries: the lab installs them into Debian roots of other releases.
 export CGO_ENABLED := 0
 
-.PHONY: all build run test unit lab lab-shell lint bench deps clean
+.PHONY: all build run test unit lab lab-shell lint bench deps clean deb rpm packages
+
+# Packages (README, "Packages"): nfpm, pinned, from the Go module proxy.
+NFPM_VERSION := v2.45.2
+NFPM := $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+DIST := dist
+# git describe as a version dpkg and rpm order like git (packaging/version.sh).
+PKG_VERSION := $(shell packaging/version.sh 2>/dev/null || echo 0.0.0~unknown)
+PKG_ARCH := $(shell $(GO) env GOARCH)
 
 all: build
 
@@ -26,7 +34,7 @@ run: build
 
 # Every test: lint, unit and integration tests with the race detector, then
 # the real-systemd lab (systemd 252 and 257 in containers).
-test: deps lint unit lab
+test: deps lint unit packages lab
 
 unit:
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
@@ -51,14 +59,44 @@ bench:
 deps:
 	@need=""; \
 	command -v gcc >/dev/null || need="$$need gcc libc6-dev"; \
+	command -v strip >/dev/null || need="$$need binutils"; \
 	command -v systemd-nspawn >/dev/null || need="$$need systemd-container"; \
 	command -v debootstrap >/dev/null || need="$$need debootstrap"; \
 	command -v systemd-socket-activate >/dev/null || need="$$need systemd"; \
 	command -v python3 >/dev/null || need="$$need python3"; \
+	command -v lintian >/dev/null || need="$$need lintian"; \
+	command -v rpm >/dev/null || need="$$need rpm"; \
+	command -v rpmlint >/dev/null || need="$$need rpmlint"; \
 	command -v dbus-daemon >/dev/null || need="$$need dbus-daemon"; \
 	command -v groff >/dev/null || need="$$need groff-base"; \
 	if [ -n "$$need" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; fi
 	@test -x $$($(GO) env GOPATH)/bin/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# dist/drover_*.deb and dist/myapp_*.deb (or .rpm): drover, and myapp, the
+# example worker packaged as an app that runs under drover. The binaries in
+# them report the package version.
+deb rpm: VERSION = $(PKG_VERSION)
+deb rpm: LDFLAGS = -X main.version=$(PKG_VERSION)
+deb rpm: build
+	@mkdir -p $(DIST) $(BIN)/pkg
+	rm -f $(DIST)/drover[-_]*.$@ $(DIST)/myapp[-_]*.$@
+	@# Stripped as Debian strips: the Go runtime keeps its own symbol
+	@# table for stack traces. binutils comes with gcc (deps).
+	strip -o $(BIN)/pkg/drover $(BIN)/drover
+	strip -o $(BIN)/pkg/myapp $(BIN)/example-worker
+	$(BIN)/drover man | gzip -9n > $(BIN)/pkg/drover.1.gz
+	gzip -9n < packaging/myapp/myapp.1 > $(BIN)/pkg/myapp.1.gz
+	packaging/changelog.sh drover $(PKG_VERSION)-1 > $(BIN)/pkg/drover.changelog.Debian.gz
+	packaging/changelog.sh myapp $(PKG_VERSION)-1 > $(BIN)/pkg/myapp.changelog.Debian.gz
+	for p in drover myapp; do \
+		PKG_VERSION='$(PKG_VERSION)' PKG_ARCH=$(PKG_ARCH) PKG_BIN=$(BIN) \
+		$(NFPM) package --config packaging/$$p.yaml --packager $@ --target $(DIST)/ || exit 1; \
+	done
+
+# lintian and rpmlint on the packages, their contents and scripts, and an
+# RPM install, upgrade and erase in a scratch root (packaging/check.sh).
+packages: deb rpm
+	packaging/check.sh $(DIST) '$(PKG_VERSION)'
 
 clean:
 	rm -rf $(BIN) dist
