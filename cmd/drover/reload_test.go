@@ -65,7 +65,10 @@ func startLoad(addr string) *load {
 		go func() {
 			defer l.wg.Done()
 			for ctx.Err() == nil {
-				resp, err := client.Get("http://" + addr + "/")
+				// POST, not GET: Go's client silently retries a GET that
+				// failed on a reused connection, which would hide exactly
+				// the failures this counts.
+				resp, err := client.Post("http://"+addr+"/", "text/plain", nil)
 				if err == nil {
 					_, err = io.ReadAll(resp.Body)
 					resp.Body.Close()

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -46,8 +47,14 @@ func run(drainFor time.Duration) error {
 	}
 
 	pid := os.Getpid()
+	var draining atomic.Bool
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if draining.Load() {
+				// The client reconnects for its next request, to a live
+				// worker; the server closes this connection after the answer.
+				w.Header().Set("Connection", "close")
+			}
 			fmt.Fprintf(w, "hello from example-worker version=%s pid=%d worker=%s generation=%s\n",
 				version, pid, os.Getenv("DROVER_WORKER_ID"), os.Getenv("DROVER_GENERATION"))
 		}),
@@ -74,10 +81,12 @@ func run(drainFor time.Duration) error {
 	// the shared backlog for the other workers; then answer what is already
 	// open once more with Connection: close; only then shut down. Calling
 	// Shutdown straight away can lose a connection Serve had just accepted.
+	// (Not SetKeepAlivesEnabled(false): it also closes idle keep-alive
+	// connections at once, losing requests already on their way.)
 	for _, l := range listeners {
 		l.Close()
 	}
-	srv.SetKeepAlivesEnabled(false)
+	draining.Store(true)
 	time.Sleep(drainFor)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
