@@ -221,10 +221,11 @@ func (h *harness) reportsNow(t *testing.T) map[int]report {
 	return out
 }
 
-// logged reports whether a log entry with that message (and fields) exists.
-func (h *harness) logged(msg string, fields logrus.Fields) bool {
-	for _, e := range h.logs.AllEntries() {
-		if !strings.Contains(e.Message, msg) {
+// findEntry returns the index of the first log entry whose message
+// contains msg (equals it, if exact) and that has the fields, or -1.
+func (h *harness) findEntry(msg string, fields logrus.Fields, exact bool) int {
+	for i, e := range h.logs.AllEntries() {
+		if (exact && e.Message != msg) || !strings.Contains(e.Message, msg) {
 			continue
 		}
 		match := true
@@ -234,10 +235,15 @@ func (h *harness) logged(msg string, fields logrus.Fields) bool {
 			}
 		}
 		if match {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
+}
+
+// logged reports whether a log entry with that message (and fields) exists.
+func (h *harness) logged(msg string, fields logrus.Fields) bool {
+	return h.findEntry(msg, fields, false) >= 0
 }
 
 func (h *harness) waitLogged(t *testing.T, msg string, fields logrus.Fields) {

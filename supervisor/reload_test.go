@@ -39,22 +39,11 @@ func versionedConfig(t *testing.T, n int) (Config, string, string) {
 // entryIndex is the position of the first log entry with msg and fields.
 func (h *harness) entryIndex(t *testing.T, msg string, fields logrus.Fields) int {
 	t.Helper()
-	for i, e := range h.logs.AllEntries() {
-		if e.Message != msg {
-			continue
-		}
-		match := true
-		for k, v := range fields {
-			if fmt.Sprint(e.Data[k]) != fmt.Sprint(v) {
-				match = false
-			}
-		}
-		if match {
-			return i
-		}
+	i := h.findEntry(msg, fields, true)
+	if i < 0 {
+		t.Fatalf("no log entry %q %v", msg, fields)
 	}
-	t.Fatalf("no log entry %q %v", msg, fields)
-	return -1
+	return i
 }
 
 // A reload replaces every worker with one of the program now on disk, one
