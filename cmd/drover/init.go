@@ -158,8 +158,12 @@ func initCommand(args []string, stdout, stderr io.Writer) int {
 
 // renderUnits makes NAME's units from the shipped templates.
 func renderUnits(name, drover string, command []string, o *initOptions) (socket, service string) {
+	// NAME replaces the placeholder in the templates' own lines only: the
+	// user's addresses, socket name, command and user are taken verbatim,
+	// whatever they contain (/usr/bin/myapp stays /usr/bin/myapp).
 	var lines []string
 	for _, l := range strings.Split(units.Socket, "\n") {
+		l = strings.ReplaceAll(l, units.Name, name)
 		switch {
 		case strings.HasPrefix(l, "ListenStream="):
 			for _, addr := range o.listen {
@@ -171,10 +175,11 @@ func renderUnits(name, drover string, command []string, o *initOptions) (socket,
 			lines = append(lines, l)
 		}
 	}
-	socket = strings.ReplaceAll(strings.Join(lines, "\n"), units.Name, name)
+	socket = strings.Join(lines, "\n")
 
 	lines = lines[:0]
 	for _, l := range strings.Split(units.Service, "\n") {
+		l = strings.ReplaceAll(l, units.Name, name)
 		switch {
 		case strings.HasPrefix(l, "ExecStart="):
 			l = "ExecStart=" + systemdQuote(drover) + " run -- " + quoteAll(command)
@@ -183,7 +188,7 @@ func renderUnits(name, drover string, command []string, o *initOptions) (socket,
 		case l == "DynamicUser=yes" && o.user != "":
 			l = "User=" + o.user
 		}
-		lines = append(lines, strings.ReplaceAll(l, units.Name, name))
+		lines = append(lines, l)
 	}
 	return socket, strings.Join(lines, "\n")
 }
