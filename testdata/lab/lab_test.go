@@ -39,6 +39,10 @@ var scenarios = []struct {
 	{"notify-reload", testNotifyReload},
 	{"journal", testJournal},
 	{"journal-burst", testJournalBurst},
+	// operator_test.go: drover status, scale and init.
+	{"status", testStatus},
+	{"scale", testScale},
+	{"init", testInit},
 }
 
 // TestLab boots each distro in turn and runs every scenario in it, then
