@@ -17,7 +17,9 @@ type Status struct {
 	// State: starting, serving, reloading, rolling-back or stopping.
 	State      string `json:"state"`
 	StatusText string `json:"status_text"`
-	Generation int    `json:"generation"`
+	// Generation is the one serving; during a reload, the new one shows in
+	// status_text and in processes.
+	Generation int `json:"generation"`
 	// Workers is the number of slots; Ready how many have a ready worker.
 	Workers         int            `json:"workers"`
 	Ready           int            `json:"ready"`

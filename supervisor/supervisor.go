@@ -254,6 +254,8 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		s.notify("STATUS=failed: " + s.exitErr.Error())
 		s.log.WithError(s.exitErr).Error("drover stopped")
 	} else {
+		// systemd keeps the last STATUS= after the unit stopped.
+		s.notify("STATUS=stopped: all workers drained")
 		s.log.Info("all workers stopped")
 	}
 	return s.exitErr

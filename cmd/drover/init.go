@@ -125,21 +125,21 @@ func initCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "# %s.socket\n%s\n# %s.service\n%s", name, socket, name, service)
 		return 0
 	}
-	files := map[string]string{name + ".socket": socket, name + ".service": service}
+	files := []struct{ name, content string }{{name + ".socket", socket}, {name + ".service", service}}
 	if !o.force {
-		for f := range files {
-			if _, err := os.Stat(filepath.Join(o.unitDir, f)); err == nil {
-				fmt.Fprintf(stderr, "drover init: %s exists; --force overwrites it\n", filepath.Join(o.unitDir, f))
+		for _, f := range files {
+			if _, err := os.Stat(filepath.Join(o.unitDir, f.name)); err == nil {
+				fmt.Fprintf(stderr, "drover init: %s exists; --force overwrites it\n", filepath.Join(o.unitDir, f.name))
 				return 1
 			}
 		}
 	}
-	for f, content := range files {
-		if err := writeFileAtomic(filepath.Join(o.unitDir, f), content); err != nil {
+	for _, f := range files {
+		if err := writeFileAtomic(filepath.Join(o.unitDir, f.name), f.content); err != nil {
 			fmt.Fprintf(stderr, "drover init: %v\n", err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "wrote %s\n", filepath.Join(o.unitDir, f))
+		fmt.Fprintf(stdout, "wrote %s\n", filepath.Join(o.unitDir, f.name))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
