@@ -227,3 +227,42 @@ func TestParseBatch(t *testing.T) {
 		}
 	}
 }
+
+// An old worker that crashes during a reload loses no slot and leaves no
+// zombie: its slot is served again, and the reload still completes.
+func TestOldWorkerCrashDuringReload(t *testing.T) {
+	cfg, reports := testConfig(t, 3, "report")
+	cfg.Ready = Readiness{Mode: ReadyDelay, Delay: 300 * time.Millisecond}
+	h := start(t, cfg, reports)
+	h.sd.waitFor(t, "READY=1")
+	old := h.reportsNow(t)
+
+	errs := make(chan error, 1)
+	go func() { errs <- h.sup.Reload() }()
+	h.waitLogged(t, "worker started", logrus.Fields{"generation": 2, "worker": 0})
+	// Slot 2 is not reached yet: kill its old worker.
+	for pid, r := range old {
+		if r.Env["DROVER_WORKER_ID"] == "2" {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+	if err := <-errs; err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	h.sd.waitFor(t, "STATUS=3/3 workers ready · generation 2 · *")
+	// Every old worker is gone and reaped (kill 0 fails on a reaped pid,
+	// succeeds on a zombie).
+	deadline := time.Now().Add(waitLimit)
+	for pid := range old {
+		for unix.Kill(pid, 0) == nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("old worker %d still exists (a zombie?)", pid)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if err := h.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, h)
+}
