@@ -6,7 +6,12 @@
 // Run it as root with `make lab` (go test -v ./testdata/lab/; ./... skips
 // testdata). TestLab runs every scenario on both distros, as subtests
 // TestLab/<distro>/<scenario>, each logging the commands it ran inside the
-// container and what they printed, then prints a pass/fail table.
+// container and what they printed, then prints a pass/fail table: the
+// start, handoff, restart, stop, readiness and watchdog scenarios of the
+// foundation; reloads under load with rollback (reload_test.go); journald
+// fields and bursts (journal_test.go); drover status, scale and init
+// (operator_test.go). TestPackages installs, upgrades under load, removes
+// and purges the .deb packages (packages_test.go).
 //
 // The first run installs systemd-container and debootstrap when missing and
 // builds the root filesystems into /var/cache/drover-lab/<distro>-<key>,
