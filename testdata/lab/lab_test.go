@@ -53,42 +53,12 @@ func TestLab(t *testing.T) {
 	}
 	start := time.Now()
 	ctx := t.Context()
-	if err := EnsureTools(ctx, t.Logf); err != nil {
-		t.Fatal(err)
-	}
-	root, err := RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// The first run builds both root filesystems; in parallel, as they
-	// mostly wait on the network.
-	rootfs := make([]string, len(Distros))
-	errs := make([]error, len(Distros))
-	var wg sync.WaitGroup
-	for i, d := range Distros {
-		wg.Go(func() { rootfs[i], errs[i] = EnsureRootfs(ctx, d, t.Logf) })
-	}
-	// Not t.TempDir: an interrupt ends the process without t.Cleanup, and
-	// the build and console logs should go then too.
-	dir, err := os.MkdirTemp("", "drover-lab-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cancelRemove := OnInterrupt(func() { os.RemoveAll(dir) })
-	t.Cleanup(func() {
-		os.RemoveAll(dir)
-		cancelRemove()
-	})
+	env := setUp(t, "drover-lab-")
+	root, dir := env.root, env.dir
 	build, err := BuildAll(ctx, root, dir)
-	wg.Wait()
+	rootfs := env.rootfs()
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
 	}
 	t.Logf("set up in %v: drover, example-worker and testworker built (version %s) into %s", time.Since(start).Round(time.Millisecond), build.Version, build.Dir)
 
@@ -161,4 +131,55 @@ func resultTable(results map[string]map[string]string) string {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// labSetUp is what TestLab and TestPackages share: the tools, the root
+// filesystems (built in parallel on the first run, as they mostly wait on
+// the network) and a work directory.
+type labSetUp struct {
+	root, dir string
+	// rootfs waits for the root filesystems, failing the test if one could
+	// not be built.
+	rootfs func() []string
+}
+
+func setUp(t *testing.T, dirPrefix string) labSetUp {
+	t.Helper()
+	ctx := t.Context()
+	if err := EnsureTools(ctx, t.Logf); err != nil {
+		t.Fatal(err)
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootfs := make([]string, len(Distros))
+	errs := make([]error, len(Distros))
+	var wg sync.WaitGroup
+	for i, d := range Distros {
+		wg.Go(func() { rootfs[i], errs[i] = EnsureRootfs(ctx, d, t.Logf) })
+	}
+	// Not t.TempDir: an interrupt ends the process without t.Cleanup, and
+	// the build and console logs should go then too.
+	dir, err := os.MkdirTemp("", dirPrefix)
+	if err != nil {
+		wg.Wait()
+		t.Fatal(err)
+	}
+	cancelRemove := OnInterrupt(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() {
+		wg.Wait()
+		os.RemoveAll(dir)
+		cancelRemove()
+	})
+	return labSetUp{root: root, dir: dir, rootfs: func() []string {
+		t.Helper()
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		return rootfs
+	}}
 }

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -39,29 +38,8 @@ func TestPackages(t *testing.T) {
 	}
 	start := time.Now()
 	ctx := t.Context()
-	if err := EnsureTools(ctx, t.Logf); err != nil {
-		t.Fatal(err)
-	}
-	root, err := RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rootfs := make([]string, len(Distros))
-	errs := make([]error, len(Distros))
-	var wg sync.WaitGroup
-	for i, d := range Distros {
-		wg.Go(func() { rootfs[i], errs[i] = EnsureRootfs(ctx, d, t.Logf) })
-	}
-	// Not t.TempDir: an interrupt ends the process without t.Cleanup.
-	dir, err := os.MkdirTemp("", "drover-lab-packages-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cancelRemove := OnInterrupt(func() { os.RemoveAll(dir) })
-	t.Cleanup(func() {
-		os.RemoveAll(dir)
-		cancelRemove()
-	})
+	env := setUp(t, "drover-lab-packages-")
+	root, dir := env.root, env.dir
 	// Readable by the container's root through the bind mount.
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -71,12 +49,7 @@ func TestPackages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	rootfs := env.rootfs()
 	t.Logf("set up in %v: make deb built %s and %s into %s", time.Since(start).Round(time.Millisecond), pkgRelease, pkgUpgrade, filepath.Join(dir, "dist"))
 
 	results := map[string]map[string]string{} // step -> distro -> result
