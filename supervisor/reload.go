@@ -127,7 +127,7 @@ func (s *Supervisor) advanceRollout() {
 	for r.inFlight < batch && len(r.queue) > 0 && s.rollout == r {
 		sl := r.queue[0]
 		r.queue = r.queue[1:]
-		if w := s.startWorker(sl, r.target); w != nil {
+		if w := s.startWorker(sl, r.target, r); w != nil {
 			sl.next = w
 			r.inFlight++
 		}
@@ -190,6 +190,13 @@ func (s *Supervisor) rolloutWorkerFailed(w *worker, reason string) {
 		s.reloadFailure = err.Error()
 		s.notifyReady(r.errno)
 		reply(r.waiters, err)
+		// Slots left without a worker go back to the ordinary restart
+		// path, which backs off and counts toward a crash loop.
+		for _, sl := range s.slots {
+			if sl.worker == nil && sl.next == nil && sl.restartTimer == nil {
+				s.workerFailed(&worker{slot: sl, gen: s.current, state: workerExited}, "rollback failed")
+			}
+		}
 		s.servePending()
 		return
 	}

@@ -266,3 +266,34 @@ func TestOldWorkerCrashDuringReload(t *testing.T) {
 	}
 	assertGone(t, h)
 }
+
+// An old worker that crashes while a failed reload rolls back is an
+// ordinary restart, not a failure of the rollback: every slot ends up
+// served by the old version.
+func TestOldWorkerCrashDuringRollback(t *testing.T) {
+	cfg, reports, script := versionedConfig(t, 3)
+	cfg.Ready = Readiness{Mode: ReadyDelay, Delay: 300 * time.Millisecond}
+	h := start(t, cfg, reports)
+	h.sd.waitFor(t, "READY=1")
+	old := h.reportsNow(t)
+
+	installScript(t, script, fmt.Sprintf(`if [ "$DROVER_WORKER_ID" = 1 ]; then exec %s -mode crash; fi
+DROVER_TEST_VERSION=v2 exec %s -mode report -report-dir %s`, testworkerBin, testworkerBin, reports))
+	errs := make(chan error, 1)
+	go func() { errs <- h.sup.Reload() }()
+	h.waitLogged(t, "reload aborted: rolling back", nil)
+	for pid, r := range old {
+		if r.Env["DROVER_WORKER_ID"] == "2" {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+	err := <-errs
+	if err == nil || strings.Contains(err.Error(), "restoring generation") {
+		t.Fatalf("Reload = %v, want the reload's failure and a rollback that succeeded", err)
+	}
+	h.sd.waitFor(t, "STATUS=reload failed: worker 1 of generation 2: exit status 3; serving generation 1 · 3/3 workers ready · 1 restarts")
+	if err := h.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, h)
+}

@@ -200,7 +200,7 @@ func (s *Supervisor) scale(spec string) (int, error) {
 	for len(s.slots) < target {
 		sl := &slot{id: len(s.slots)}
 		s.slots = append(s.slots, sl)
-		sl.worker = s.startWorker(sl, s.current)
+		sl.worker = s.startWorker(sl, s.current, nil)
 	}
 	for len(s.slots) > target {
 		sl := s.slots[len(s.slots)-1]

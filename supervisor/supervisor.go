@@ -73,6 +73,7 @@ type slot struct {
 type worker struct {
 	slot    *slot
 	gen     *generation
+	rollout *rollout // the rollout that started it, if any
 	proc    *process
 	pid     int
 	state   workerState
@@ -271,7 +272,7 @@ func (s *Supervisor) startFirstGeneration() error {
 	for i := range s.cfg.Workers {
 		sl := &slot{id: i}
 		s.slots = append(s.slots, sl)
-		if w := s.startWorker(sl, gen); w != nil {
+		if w := s.startWorker(sl, gen, nil); w != nil {
 			sl.worker = w
 		}
 		if s.stopping {

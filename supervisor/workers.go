@@ -26,16 +26,17 @@ func (s *Supervisor) move(w *worker, to workerState) bool {
 	return true
 }
 
-// startWorker starts a worker of gen for sl and watches its readiness. On
-// failure to start it reports the failure and returns nil.
-func (s *Supervisor) startWorker(sl *slot, gen *generation) *worker {
+// startWorker starts a worker of gen for sl, for rollout r (nil outside
+// one), and watches its readiness. On failure to start it reports the
+// failure and returns nil.
+func (s *Supervisor) startWorker(sl *slot, gen *generation, r *rollout) *worker {
 	proc, err := s.launch(sl.id, gen)
 	if err != nil {
 		s.log.WithFields(logrus.Fields{"worker": sl.id, "generation": gen.number}).WithError(err).Error("worker did not start")
-		s.workerFailed(&worker{slot: sl, gen: gen, state: workerExited}, err.Error())
+		s.workerFailed(&worker{slot: sl, gen: gen, rollout: r, state: workerExited}, err.Error())
 		return nil
 	}
-	w := &worker{slot: sl, gen: gen, proc: proc, pid: proc.pid, state: workerStarting, started: time.Now()}
+	w := &worker{slot: sl, gen: gen, rollout: r, proc: proc, pid: proc.pid, state: workerStarting, started: time.Now()}
 	s.byPid[w.pid] = w
 	s.workerLog(w).Info("worker started")
 
@@ -188,7 +189,9 @@ func (s *Supervisor) workerFailed(w *worker, reason string) {
 	switch {
 	case s.stopping:
 		return
-	case s.rollout != nil && w.gen == s.rollout.target:
+	case s.rollout != nil && w.rollout == s.rollout:
+		// Only workers the rollout started: during a rollback, an old
+		// worker that happens to crash is an ordinary restart.
 		s.rolloutWorkerFailed(w, reason)
 		return
 	case w.gen == s.current && s.current.state == generationStarting:
@@ -228,7 +231,7 @@ func (s *Supervisor) handleRestartDue(sl *slot) {
 	}
 	s.restarts++
 	sl.restarts++
-	sl.worker = s.startWorker(sl, s.current)
+	sl.worker = s.startWorker(sl, s.current, nil)
 }
 
 func describeExit(ps *os.ProcessState) string {
