@@ -407,3 +407,30 @@ func TestManPage(t *testing.T) {
 		}
 	}
 }
+
+// Workers die with drover even without systemd (Pdeathsig from the thread
+// that started them, which lives as long as drover), so kill -9 of drover
+// orphans nothing.
+func TestWorkersDieWithDrover(t *testing.T) {
+	p := startProcess(t, bin.drover, "run", "--listen", "127.0.0.1:0", "--workers", "2", "--", bin.testworker, "-mode", "ignore-term")
+	var pids []string
+	for range 2 {
+		line := p.stderr.waitFor(t, "worker ready")
+		pids = append(pids, regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(line)[1])
+		p.stderr.seen = p.stderr.seen[:0] // the next waitFor looks at new lines only
+	}
+	if pids[0] == pids[1] {
+		t.Fatalf("the same worker reported ready twice: %v", pids)
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.wait(t)
+	deadline := time.Now().Add(waitLimit)
+	for _, pid := range pids {
+		for alive(pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("worker %s outlived drover's kill -9", pid)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
