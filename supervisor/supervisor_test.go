@@ -288,7 +288,7 @@ func TestKilledWorkerIsRestartedInItsSlot(t *testing.T) {
 // A slot that keeps failing backs off exponentially, then is a crash loop:
 // drover stops with the reason so systemd's Restart= decides.
 func TestCrashLoopBacksOffThenStops(t *testing.T) {
-	cfg, reports := testConfig(t, 1, "report", "-exit-after", "300ms")
+	cfg, reports := testConfig(t, 1, "report", "-exit-after", "1s")
 	cfg.BackoffMin = 50 * time.Millisecond
 	cfg.MaxFailures = 4
 	h := start(t, cfg, reports)
