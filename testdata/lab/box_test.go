@@ -343,6 +343,12 @@ var replyRE = regexp.MustCompile(`^hello from example-worker version=(\S+) pid=(
 
 // get sends one request on a new connection to myapp.socket.
 func (b *box) get(timeout time.Duration) (reply, error) {
+	return b.getAddr(fmt.Sprintf("127.0.0.1:%d", b.port), timeout)
+}
+
+// getAddr sends one request on a new connection to addr and parses
+// example-worker's answer.
+func (b *box) getAddr(addr string, timeout time.Duration) (reply, error) {
 	ctx, cancel := context.WithTimeout(b.ctx, timeout)
 	defer cancel()
 	var r reply
@@ -352,7 +358,7 @@ func (b *box) get(timeout time.Duration) (reply, error) {
 			r.Connected = time.Since(start)
 		}
 	}}
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), "GET", fmt.Sprintf("http://127.0.0.1:%d/", b.port), nil)
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), "GET", "http://"+addr+"/", nil)
 	if err != nil {
 		return r, err
 	}

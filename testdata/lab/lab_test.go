@@ -103,21 +103,25 @@ func TestLab(t *testing.T) {
 			}
 		})
 	}
-	t.Log(resultTable(results) + fmt.Sprintf("lab took %v in all", time.Since(start).Round(time.Millisecond)))
+	names := make([]string, len(scenarios))
+	for i, sc := range scenarios {
+		names[i] = sc.name
+	}
+	t.Log(resultTable("scenario", names, results) + fmt.Sprintf("lab took %v in all", time.Since(start).Round(time.Millisecond)))
 }
 
-// resultTable formats per-scenario, per-distro results.
-func resultTable(results map[string]map[string]string) string {
+// resultTable formats per-row (scenario or step), per-distro results.
+func resultTable(title string, rows []string, results map[string]map[string]string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%-20s", "scenario")
+	fmt.Fprintf(&b, "\n%-20s", title)
 	for _, d := range Distros {
 		fmt.Fprintf(&b, "  %-22s", fmt.Sprintf("%s (systemd %d)", d.Name, d.Systemd))
 	}
 	b.WriteString("\n")
-	for _, sc := range scenarios {
-		fmt.Fprintf(&b, "%-20s", sc.name)
+	for _, row := range rows {
+		fmt.Fprintf(&b, "%-20s", row)
 		for _, d := range Distros {
-			r := results[sc.name][d.Name]
+			r := results[row][d.Name]
 			if r == "" {
 				r = "not run"
 			}

@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
@@ -635,32 +633,4 @@ func testInit(b *box) {
 	if out, _ := b.quiet("ls", "-a", initUnitDir); strings.Contains(out, ".drover-new") {
 		b.t.Errorf("drover init left a temporary file in %s:\n%s", initUnitDir, out)
 	}
-}
-
-// getAddr sends one request on a new connection to addr, another socket
-// than myapp.socket, and parses example-worker's answer.
-func (b *box) getAddr(addr string, timeout time.Duration) (reply, error) {
-	ctx, cancel := context.WithTimeout(b.ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/", nil)
-	if err != nil {
-		return reply{}, err
-	}
-	resp, err := noKeepAlive.Do(req)
-	if err != nil {
-		return reply{}, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	r := reply{Body: string(body)}
-	if err != nil {
-		return r, fmt.Errorf("read answer: %w", err)
-	}
-	m := replyRE.FindStringSubmatch(r.Body)
-	if m == nil {
-		return r, fmt.Errorf("answer %q is not example-worker's", r.Body)
-	}
-	r.Version, r.Worker, r.Generation = m[1], m[3], m[4]
-	r.Pid, _ = strconv.Atoi(m[2])
-	return r, nil
 }

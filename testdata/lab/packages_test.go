@@ -88,24 +88,11 @@ func TestPackages(t *testing.T) {
 			}
 		})
 	}
-	var table strings.Builder
-	fmt.Fprintf(&table, "\n%-20s", "package step")
-	for _, d := range Distros {
-		fmt.Fprintf(&table, "  %-22s", fmt.Sprintf("%s (systemd %d)", d.Name, d.Systemd))
+	steps := make([]string, len(pkgSteps))
+	for i, step := range pkgSteps {
+		steps[i] = step.name
 	}
-	table.WriteString("\n")
-	for _, step := range pkgSteps {
-		fmt.Fprintf(&table, "%-20s", step.name)
-		for _, d := range Distros {
-			r := results[step.name][d.Name]
-			if r == "" {
-				r = "not run"
-			}
-			fmt.Fprintf(&table, "  %-22s", r)
-		}
-		table.WriteString("\n")
-	}
-	t.Logf("%spackage lab took %v in all", table.String(), time.Since(start).Round(time.Millisecond))
+	t.Logf("%spackage lab took %v in all", resultTable("package step", steps, results), time.Since(start).Round(time.Millisecond))
 }
 
 // makeDebs runs `make deb` for version into dir/dist/VERSION, building in
