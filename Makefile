@@ -6,7 +6,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 # ./... skips testdata/, so its packages are named.
-TESTDATA_PKGS := ./testdata/example-worker ./testdata/testworker ./testdata/lab
+TESTDATA_PKGS := ./testdata/example-worker ./testdata/testworker ./testdata/testbin ./testdata/lab
 # Static binaries: the lab installs them into Debian roots of other releases.
 export CGO_ENABLED := 0
 
@@ -48,6 +48,7 @@ lab-shell:
 
 lint:
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed: $$bad"; exit 1; fi
+	@$(GO) mod tidy -diff >/dev/null || { echo 'go.mod/go.sum are not tidy: run go mod tidy'; $(GO) mod tidy -diff; exit 1; }
 	$(GO) vet ./... $(TESTDATA_PKGS)
 	$$($(GO) env GOPATH)/bin/staticcheck ./... $(TESTDATA_PKGS)
 

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	logtest "github.com/sirupsen/logrus/hooks/test"
+
+	"github.com/droverd/drover/supervisor/sockets"
 )
 
 // BenchmarkReload measures a reload from request to READY=1 with 2 and 8
@@ -21,7 +23,7 @@ func BenchmarkReload(b *testing.B) {
 			sup, err := New(Config{
 				Command: []string{testworkerBin, "-mode", "report"},
 				Workers: n,
-				Listen:  []ListenSpec{{Name: "web", Network: "tcp", Address: "127.0.0.1:0"}},
+				Listen:  []sockets.ListenSpec{{Name: "web", Network: "tcp", Address: "127.0.0.1:0"}},
 				Log:     logger, Trampoline: droverBin,
 			})
 			if err != nil {

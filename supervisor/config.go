@@ -10,6 +10,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/droverd/drover/supervisor/sockets"
 )
 
 // MaxWorkers bounds --workers: far above any real core count, low enough
@@ -25,7 +27,7 @@ type Config struct {
 	// Workers is the number of worker slots; 0 means one per usable CPU.
 	Workers int
 	// Listen is used only when systemd passed no sockets.
-	Listen []ListenSpec
+	Listen []sockets.ListenSpec
 	// Ready decides when a starting worker counts as ready.
 	Ready Readiness
 	// ReadyTimeout: a worker not ready by then is killed and counts as a

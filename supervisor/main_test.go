@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +16,9 @@ import (
 
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
+
+	"github.com/droverd/drover/supervisor/sockets"
+	"github.com/droverd/drover/testdata/testbin"
 )
 
 // Built once for all tests: testdata/testworker, and drover itself, whose
@@ -26,27 +28,7 @@ import (
 var testworkerBin, droverBin string
 
 func TestMain(m *testing.M) {
-	if code, ok := cpuHelperMode(); ok {
-		os.Exit(code)
-	}
-	dir, err := os.MkdirTemp("", "drover-supervisor-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	testworkerBin = filepath.Join(dir, "testworker")
-	droverBin = filepath.Join(dir, "drover")
-	for bin, pkg := range map[string]string{testworkerBin: "../testdata/testworker", droverBin: "../cmd/drover"} {
-		build := exec.Command("go", "build", "-o", bin, pkg)
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testbin.Main(m, map[*string]string{&testworkerBin: testbin.Testworker, &droverBin: testbin.Drover})
 }
 
 // waitLimit bounds every wait in these tests; it is a hang guard, not a
@@ -137,7 +119,7 @@ func testConfig(t *testing.T, n int, mode string, extra ...string) (Config, stri
 	return Config{
 		Command:      append([]string{testworkerBin, "-mode", mode, "-report-dir", reports}, extra...),
 		Workers:      n,
-		Listen:       []ListenSpec{{Name: "web", Network: "tcp", Address: "127.0.0.1:0"}},
+		Listen:       []sockets.ListenSpec{{Name: "web", Network: "tcp", Address: "127.0.0.1:0"}},
 		ReadyTimeout: 10 * time.Second,
 		Trampoline:   droverBin,
 		StopTimeout:  10 * time.Second,

@@ -4,30 +4,30 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/droverd/drover/supervisor/procfs"
 )
 
 // probeListening polls the worker's /proc until it waits on every socket,
-// then posts evReady. It polls fast at first (most programs listen within
+// then calls ready. It polls fast at first (most programs listen within
 // milliseconds) and slows down for slow starters; it runs only while the
 // worker is starting.
-func (s *Supervisor) probeListening(ctx context.Context, w *worker) {
-	inodes := make([]uint64, len(s.sockets))
-	for i, sock := range s.sockets {
-		inodes[i] = sock.Inode
-	}
+func probeListening(ctx context.Context, pid int, inodes []uint64, log logrus.FieldLogger, ready func()) {
 	interval := 5 * time.Millisecond
 	warned := false
 	for {
-		missing, err := listeningOn(w.pid, inodes)
+		missing, err := procfs.ListeningOn(pid, inodes)
 		switch {
 		case err == nil && len(missing) == 0:
-			s.post(evReady{w, "listen"})
+			ready()
 			return
-		case errors.Is(err, errProcessGone):
+		case errors.Is(err, procfs.ErrProcessGone):
 			return // its exit event follows
 		case err != nil && !warned:
 			warned = true
-			s.workerLog(w).WithError(err).Warn("cannot see whether the worker listens; it will time out unless this clears (run drover as the workers' user, or use --ready notify)")
+			log.WithError(err).Warn("cannot see whether the worker listens; it will time out unless this clears (run drover as the workers' user, or use --ready notify)")
 		}
 		select {
 		case <-ctx.Done():

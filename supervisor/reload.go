@@ -59,17 +59,17 @@ func (b Batch) of(n int) int {
 	return max(1, min(size, n))
 }
 
-// requestReload starts a reload, or queues it behind the one under way
-// (however many come, one more reload serves them all). reply, if not nil,
-// gets the result.
+// requestReload starts a reload, or queues it behind the start or rollout
+// under way (however many come, one more reload serves them all). reply,
+// if not nil, gets the result.
 func (s *Supervisor) requestReload(reply chan<- error, why string) {
-	switch {
-	case s.stopping:
+	switch s.phase {
+	case phaseStopping:
 		if reply != nil {
 			reply <- errors.New("drover is stopping")
 		}
 		return
-	case s.rollout != nil || s.current.state == generationStarting:
+	case phaseStarting, phaseReloading, phaseRollingBack:
 		s.pending = append(s.pending, reply)
 		s.log.Info(why + ": queued behind the reload (or start) under way")
 		return
@@ -80,7 +80,7 @@ func (s *Supervisor) requestReload(reply chan<- error, why string) {
 
 // servePending starts the queued reload, if any, once nothing is under way.
 func (s *Supervisor) servePending() {
-	if len(s.pending) == 0 || s.rollout != nil || s.stopping {
+	if len(s.pending) == 0 || s.phase != phaseServing {
 		return
 	}
 	waiters := s.pending
@@ -91,24 +91,37 @@ func (s *Supervisor) servePending() {
 
 func (s *Supervisor) beginReload(waiters []chan<- error) {
 	s.reloads++
+	s.setPhase(phaseReloading)
 	// systemd (Type=notify-reload on 253+) waits for RELOADING=1 stamped no
 	// earlier than its signal, then READY=1.
-	var now unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &now)
-	s.notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", now.Nano()/1000))
+	s.logNotify(s.systemd.Reloading())
 
 	gen, err := s.newGeneration(s.current.number + 1)
 	if err != nil {
-		err = fmt.Errorf("reload failed: %w; serving generation %d", err, s.current.number)
-		s.log.WithError(err).Error("reload failed")
-		s.reloadFailure = err.Error()
-		s.notifyReady(unix.ENOENT)
-		reply(waiters, err)
+		s.endReload(waiters, fmt.Errorf("reload failed: %w; serving generation %d", err, s.current.number), unix.ENOENT)
+		s.servePending()
 		return
 	}
 	s.rollout = &rollout{target: gen, queue: append([]*slot(nil), s.slots...), waiters: waiters, started: time.Now()}
 	s.log.WithFields(logrus.Fields{"generation": gen.number, "batch": s.cfg.ReloadBatch.of(len(s.slots))}).Info("reloading: starting the new generation")
 	s.advanceRollout()
+}
+
+// endReload ends a reload, whether it succeeded (err nil) or not: systemd
+// gets READY=1 (the old version still serves after a failure, with the
+// reason in STATUS= and ERRNO=) and the waiters get err. The caller then
+// starts a reload queued behind this one (servePending).
+func (s *Supervisor) endReload(waiters []chan<- error, err error, errno unix.Errno) {
+	s.rollout = nil
+	s.setPhase(phaseServing)
+	if err != nil {
+		s.log.WithError(err).Error("reload failed")
+		s.reloadFailure = err.Error()
+	} else {
+		s.reloadFailure = ""
+	}
+	s.notifyReady(errno)
+	reply(waiters, err)
 }
 
 func reply(waiters []chan<- error, err error) {
@@ -151,56 +164,37 @@ func (s *Supervisor) rolloutWorkerReady(w *worker) {
 
 func (s *Supervisor) finishRollout() {
 	r := s.rollout
-	s.rollout = nil
-	if r.failure != nil {
-		// A rollback: the old generation is whole again.
+	if s.phase == phaseRollingBack {
+		// The old generation is whole again.
 		s.log.WithField("generation", s.current.number).Warn("rollback done: " + r.failure.Error())
-		s.reloadFailure = r.failure.Error()
-		s.notifyReady(r.errno)
-		reply(r.waiters, r.failure)
+		s.endReload(r.waiters, r.failure, r.errno)
 		s.servePending()
 		return
 	}
 	old := s.current
-	old.moveTo(generationRetiring)
+	s.moveGeneration(old, generationRetiring)
 	old.exe.close()
-	r.target.moveTo(generationServing)
+	s.moveGeneration(r.target, generationServing)
 	s.current = r.target
 	s.log.WithFields(logrus.Fields{"generation": s.current.number, "took": time.Since(r.started).Round(time.Millisecond)}).Info("reload done")
-	s.reloadFailure = ""
-	s.notifyReady(0)
-	reply(r.waiters, nil)
+	s.endReload(r.waiters, nil, 0)
 	s.servePending()
 }
 
 // rolloutWorkerFailed aborts the rollout: the new generation's workers
 // stop, and slots that had moved go back to the generation that served
 // before, staged the same way so capacity never drops.
-func (s *Supervisor) rolloutWorkerFailed(w *worker, reason string) {
+func (s *Supervisor) rolloutWorkerFailed(w *worker, why failure) {
 	r := s.rollout
 	if w.slot.next == w {
 		w.slot.next = nil
 		r.inFlight--
 	}
-	if r.failure != nil {
-		// The rollback itself failed: keep whatever serves, report.
-		s.rollout = nil
-		err := fmt.Errorf("%w; restoring generation %d failed too: worker %d: %s", r.failure, r.target.number, w.slot.id, reason)
-		s.log.WithError(err).Error("rollback failed")
-		s.reloadFailure = err.Error()
-		s.notifyReady(r.errno)
-		reply(r.waiters, err)
-		// Slots left without a worker go back to the ordinary restart
-		// path, which backs off and counts toward a crash loop.
-		for _, sl := range s.slots {
-			if sl.worker == nil && sl.next == nil && sl.restartTimer == nil {
-				s.workerFailed(&worker{slot: sl, gen: s.current, state: workerExited}, "rollback failed")
-			}
-		}
-		s.servePending()
+	if s.phase == phaseRollingBack {
+		s.rollbackFailed(r, w, why)
 		return
 	}
-	failure := fmt.Errorf("reload failed: worker %d of generation %d: %s; serving generation %d", w.slot.id, r.target.number, reason, s.current.number)
+	failure := fmt.Errorf("reload failed: worker %d of generation %d: %s; serving generation %d", w.slot.id, r.target.number, why, s.current.number)
 	s.log.WithError(failure).Warn("reload aborted: rolling back")
 	var back []*slot
 	for _, sl := range s.slots {
@@ -214,21 +208,25 @@ func (s *Supervisor) rolloutWorkerFailed(w *worker, reason string) {
 			back = append(back, sl)
 		}
 	}
-	r.target.moveTo(generationRetiring)
+	s.moveGeneration(r.target, generationRetiring)
 	r.target.exe.close()
-	s.rollout = &rollout{target: s.current, queue: back, waiters: r.waiters, started: r.started, failure: failure, errno: errnoFor(reason)}
+	s.setPhase(phaseRollingBack)
+	s.rollout = &rollout{target: s.current, queue: back, waiters: r.waiters, started: r.started, failure: failure, errno: why.errno()}
 	s.advanceRollout()
 }
 
-// errnoFor picks the ERRNO= systemd shows with a failed reload.
-func errnoFor(reason string) unix.Errno {
-	switch {
-	case strings.HasPrefix(reason, "exec "):
-		return unix.ENOEXEC
-	case strings.HasPrefix(reason, "not ready within"):
-		return unix.ETIMEDOUT
+// rollbackFailed ends a rollback that could not restore a slot: whatever
+// serves keeps serving, and slots left without a worker go back to the
+// ordinary restart path, which backs off and counts toward a crash loop.
+func (s *Supervisor) rollbackFailed(r *rollout, w *worker, why failure) {
+	err := fmt.Errorf("%w; restoring generation %d failed too: worker %d: %s", r.failure, r.target.number, w.slot.id, why)
+	s.endReload(r.waiters, err, r.errno)
+	for _, sl := range s.slots {
+		if sl.worker == nil && sl.next == nil && sl.restartTimer == nil {
+			s.workerFailed(&worker{slot: sl, gen: s.current, state: workerExited}, failure{failRollback, "rollback failed"})
+		}
 	}
-	return unix.ECHILD
+	s.servePending()
 }
 
 // cancelReloads answers every waiting reload request with err (drover is

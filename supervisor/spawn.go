@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/droverd/drover/supervisor/output"
 )
 
 // strippedEnv lists what belongs to drover and must not leak into workers:
@@ -90,7 +92,7 @@ type process struct {
 	pid int
 	// execStatus is the read end of the trampoline's status pipe.
 	execStatus *os.File
-	out        *workerOutput
+	out        *output.Capture
 }
 
 // launch starts a worker through the trampoline with the sockets at fds
@@ -109,7 +111,7 @@ func (s *Supervisor) launch(id int, gen *generation) (*process, error) {
 	statusFD := 3 + len(s.sockets)
 
 	args := append([]string{TrampolineArg, strconv.Itoa(statusFD), gen.exe.execPath()}, s.cfg.Command...)
-	out, err := newWorkerOutput()
+	out, err := output.NewCapture()
 	if err != nil {
 		statusR.Close()
 		return nil, fmt.Errorf("start worker %d: %w", id, err)
@@ -131,10 +133,10 @@ func (s *Supervisor) launch(id int, gen *generation) (*process, error) {
 	}
 	if err := s.spawner.start(cmd); err != nil {
 		statusR.Close()
-		out.abort()
+		out.Abort()
 		return nil, fmt.Errorf("start worker %d: %w", id, err)
 	}
-	out.start(workerMeta{ID: id, Pid: cmd.Process.Pid, Generation: gen.number, Identifier: s.cfg.LogIdentifier}, s.output, outputLimits{})
+	out.Start(output.Meta{ID: id, Pid: cmd.Process.Pid, Generation: gen.number, Identifier: s.cfg.LogIdentifier}, s.output, output.Limits{})
 	return &process{cmd: cmd, pid: cmd.Process.Pid, execStatus: statusR, out: out}, nil
 }
 
@@ -146,23 +148,22 @@ func (s *Supervisor) workerEnv(id, generation int) []string {
 	return append(s.baseEnv[:len(s.baseEnv):len(s.baseEnv)],
 		"LISTEN_FDS="+strconv.Itoa(len(s.sockets)),
 		"LISTEN_FDNAMES="+strings.Join(names, ":"),
-		"NOTIFY_SOCKET="+s.workerNotify.addr,
+		"NOTIFY_SOCKET="+s.workerNotify.Addr,
 		"DROVER_WORKER_ID="+strconv.Itoa(id),
 		"DROVER_GENERATION="+strconv.Itoa(generation),
 	)
 }
 
-// wait blocks until the process is gone. execErr is non-empty when the
-// trampoline could not exec the worker.
+// wait blocks until the process is gone and says how it ended.
 //
 // The worker's last lines are forwarded first, so they are logged before
 // its exit. EOF on its output comes at once unless a process it started
 // still holds the pipes; that wait is bounded so a daemonized grandchild
 // cannot delay the exit's handling and the restart (forwarding goes on).
-func (p *process) wait() (state *os.ProcessState, execErr string) {
+func (p *process) wait() exit {
 	msg, _ := io.ReadAll(p.execStatus)
 	p.execStatus.Close()
 	p.cmd.Wait()
-	p.out.wait(200*time.Millisecond, 5*time.Second)
-	return p.cmd.ProcessState, string(msg)
+	p.out.Wait(200*time.Millisecond, 5*time.Second)
+	return exit{status: exitFailure(p.cmd.ProcessState), execErr: string(msg)}
 }

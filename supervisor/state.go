@@ -1,6 +1,10 @@
 package supervisor
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/sirupsen/logrus"
+)
 
 // workerState is where one worker process is in its life. A slot outlives
 // its workers: when a worker fails, the slot backs off and starts a new
@@ -94,4 +98,68 @@ func (g *generation) moveTo(to generationState) error {
 		}
 	}
 	return fmt.Errorf("generation %d: illegal move %s -> %s", g.number, g.state, to)
+}
+
+// phase is where the supervisor as a whole is: what the STATUS= line, the
+// snapshot, reload requests and scale read, instead of each working it out
+// from the generations and the rollout.
+type phase int
+
+const (
+	// phaseStarting: the first generation is starting; READY=1 not sent.
+	phaseStarting phase = iota
+	// phaseServing: every slot has been ready; nothing under way.
+	phaseServing
+	// phaseReloading: a rollout to a new generation is under way.
+	phaseReloading
+	// phaseRollingBack: a reload failed; slots that had moved go back.
+	phaseRollingBack
+	// phaseStopping: draining every worker before Run returns.
+	phaseStopping
+)
+
+func (p phase) String() string {
+	switch p {
+	case phaseStarting:
+		return "starting"
+	case phaseServing:
+		return "serving"
+	case phaseReloading:
+		return "reloading"
+	case phaseRollingBack:
+		return "rolling-back"
+	case phaseStopping:
+		return "stopping"
+	}
+	return fmt.Sprintf("phase(%d)", int(p))
+}
+
+var legalPhaseMoves = map[phase][]phase{
+	phaseStarting: {phaseServing, phaseStopping},
+	// A reload whose new generation cannot even be made ends at once.
+	phaseServing:     {phaseReloading, phaseStopping},
+	phaseReloading:   {phaseServing, phaseRollingBack, phaseStopping},
+	phaseRollingBack: {phaseServing, phaseStopping},
+	phaseStopping:    nil,
+}
+
+// setPhase moves the supervisor to phase to; an illegal move is a bug,
+// logged loudly and otherwise ignored.
+func (s *Supervisor) setPhase(to phase) {
+	for _, ok := range legalPhaseMoves[s.phase] {
+		if ok == to {
+			s.log.WithFields(logrus.Fields{"from": s.phase.String(), "to": to.String()}).Debug("phase")
+			s.phase = to
+			return
+		}
+	}
+	s.log.WithError(fmt.Errorf("illegal move %s -> %s", s.phase, to)).Error("bug: illegal supervisor phase transition")
+}
+
+// moveGeneration applies a generation's transition; an illegal one is
+// reported like an illegal worker move.
+func (s *Supervisor) moveGeneration(g *generation, to generationState) {
+	if err := g.moveTo(to); err != nil {
+		s.log.WithError(err).Error("bug: illegal generation state transition")
+	}
 }

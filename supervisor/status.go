@@ -1,6 +1,13 @@
 package supervisor
 
-import "fmt"
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/droverd/drover/supervisor/control"
+)
 
 // readyCount counts slots served by a ready worker of gen.
 func (s *Supervisor) readyCount(gen *generation) int {
@@ -16,15 +23,15 @@ func (s *Supervisor) readyCount(gen *generation) int {
 // statusLine is the one line systemd shows in `systemctl status`.
 func (s *Supervisor) statusLine() string {
 	n := len(s.slots)
-	switch r := s.rollout; {
-	case s.stopping:
+	switch s.phase {
+	case phaseStopping:
 		return fmt.Sprintf("stopping: draining %d workers", len(s.byPid))
-	case s.current.state == generationStarting:
+	case phaseStarting:
 		return fmt.Sprintf("starting: %d/%d workers ready · generation %d", s.readyCount(s.current), n, s.current.number)
-	case r != nil && r.failure != nil:
+	case phaseRollingBack:
 		return fmt.Sprintf("reload failed, rolling back: %d/%d ready · generation %d", s.readyCount(s.current), n, s.current.number)
-	case r != nil:
-		return fmt.Sprintf("reloading: %d/%d new ready · generation %d", s.readyCount(r.target), n, r.target.number)
+	case phaseReloading:
+		return fmt.Sprintf("reloading: %d/%d new ready · generation %d", s.readyCount(s.rollout.target), n, s.rollout.target.number)
 	}
 	if s.reloadFailure != "" {
 		// Kept until a reload succeeds, so `systemctl status` says why the
@@ -38,7 +45,53 @@ func (s *Supervisor) updateStatus() {
 	if s.current == nil {
 		return
 	}
-	if err := s.notifier.status(s.statusLine()); err != nil {
-		s.log.WithError(err).Warn("sd_notify failed")
+	s.logNotify(s.systemd.Status(s.statusLine()))
+}
+
+// notifyReady sends READY=1 with the current status line, and ERRNO= when
+// not 0 (a failed reload).
+func (s *Supervisor) notifyReady(errno unix.Errno) {
+	s.logNotify(s.systemd.Ready(s.statusLine(), errno))
+}
+
+// status takes a snapshot; called by the event loop.
+func (s *Supervisor) status() *control.Status {
+	st := &control.Status{
+		Pid:             os.Getpid(),
+		State:           s.phase.String(),
+		StatusText:      s.statusLine(),
+		Generation:      s.current.number,
+		Workers:         len(s.slots),
+		Ready:           s.readyCount(s.current),
+		Restarts:        s.restarts,
+		Reloads:         s.reloads,
+		LastReloadError: s.reloadFailure,
+		Sockets:         s.Addrs(),
+		Command:         s.cfg.Command,
+	}
+	inSlot := map[*worker]bool{}
+	for _, sl := range s.slots {
+		for _, w := range []*worker{sl.worker, sl.next} {
+			if w != nil {
+				inSlot[w] = true
+				st.Processes = append(st.Processes, workerStatus(w))
+			}
+		}
+		if sl.worker == nil && sl.next == nil {
+			st.Processes = append(st.Processes, control.WorkerStatus{Slot: sl.id, State: "backing-off", Restarts: sl.restarts})
+		}
+	}
+	for _, w := range s.byPid {
+		if !inSlot[w] {
+			st.Processes = append(st.Processes, workerStatus(w))
+		}
+	}
+	return st
+}
+
+func workerStatus(w *worker) control.WorkerStatus {
+	return control.WorkerStatus{
+		Slot: w.slot.id, Pid: w.pid, Generation: w.gen.number, State: w.state.String(),
+		Started: w.started, Restarts: w.slot.restarts, Status: w.status,
 	}
 }

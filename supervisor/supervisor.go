@@ -14,20 +14,27 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/droverd/drover/supervisor/control"
+	"github.com/droverd/drover/supervisor/cpus"
+	"github.com/droverd/drover/supervisor/notify"
+	"github.com/droverd/drover/supervisor/output"
+	"github.com/droverd/drover/supervisor/sockets"
 )
 
 // Supervisor runs the workers. Create it with New, then call Run once.
 type Supervisor struct {
 	cfg          Config
 	log          logrus.FieldLogger
-	sockets      []Socket
+	sockets      []sockets.Socket
 	baseEnv      []string
-	notifier     *systemdNotifier
-	workerNotify *workerNotifySocket
-	control      *controlServer // nil without a control socket
-	output       logSink        // where worker output goes
-	journal      *journalSink   // output, when it is journald
+	systemd      *notify.Systemd
+	workerNotify *notify.Listener
+	control      *control.Server     // nil without a control socket
+	output       output.Sink         // where worker output goes
+	journal      *output.JournalSink // output, when it is journald
 	spawner      *spawner
+	env          env
 	// pinDir holds the symlinks to pinned executables ("" if none could be
 	// made: workers are then exec'd by path).
 	pinDir     string
@@ -40,6 +47,7 @@ type Supervisor struct {
 	wg   sync.WaitGroup
 
 	// Owned by the event loop from here on.
+	phase   phase
 	slots   []*slot
 	current *generation // the generation serving (or starting, at first)
 	rollout *rollout    // a reload or rollback under way
@@ -51,7 +59,6 @@ type Supervisor struct {
 	reloads  int
 	// reloadFailure says why the last reload failed, until one succeeds.
 	reloadFailure string
-	stopping      bool
 	exitErr       error
 }
 
@@ -74,16 +81,15 @@ type worker struct {
 	slot    *slot
 	gen     *generation
 	rollout *rollout // the rollout that started it, if any
-	proc    *process
 	pid     int
 	state   workerState
 	started time.Time
 	readyAt time.Time
 	// stopRequested: drover asked it to exit, so its exit is no failure
-	// unless failure says otherwise.
+	// unless killedFor says otherwise.
 	stopRequested bool
-	// failure is why drover killed it (e.g. not ready in time).
-	failure string
+	// killedFor is why drover killed it (not ready in time), if it did.
+	killedFor *failure
 	// status is the worker's own STATUS= line.
 	status      string
 	timer       *time.Timer // the ready timeout, then the stop timeout
@@ -101,9 +107,8 @@ type event any
 
 type (
 	evExited struct {
-		w       *worker
-		state   *os.ProcessState
-		execErr string
+		w    *worker
+		exit exit
 	}
 	evReady struct {
 		w   *worker
@@ -112,8 +117,16 @@ type (
 	evReadyTimeout struct{ w *worker }
 	evStopTimeout  struct{ w *worker }
 	evRestartDue   struct{ s *slot }
-	evNotify       notifyMessage
-	evReload       struct{ reply chan<- error }
+	evNotify       notify.Message
+	evReload       struct {
+		reply chan<- error
+		why   string
+	}
+	// evControl carries a control request to the loop.
+	evControl struct {
+		req   control.Request
+		reply chan control.Response
+	}
 )
 
 // New checks the configuration, resolves the command and takes or opens the
@@ -127,56 +140,44 @@ func New(cfg Config) (_ *Supervisor, err error) {
 		return nil, usage(fmt.Errorf("worker command %q: %w", cfg.Command[0], errors.Unwrap(err)))
 	}
 	if cfg.Workers == 0 {
-		if cfg.Workers, err = UsableCPUs(); err != nil {
+		if cfg.Workers, err = cpus.Usable(); err != nil {
 			return nil, fmt.Errorf("count usable CPUs for --workers auto: %w", err)
 		}
 	}
 	s := &Supervisor{
-		cfg:      cfg,
-		log:      cfg.Log,
-		notifier: &systemdNotifier{addr: cfg.NotifySocket},
-		events:   make(chan event),
-		done:     make(chan struct{}),
-		byPid:    map[int]*worker{},
+		cfg:     cfg,
+		log:     cfg.Log,
+		systemd: notify.NewSystemd(cfg.NotifySocket),
+		events:  make(chan event),
+		done:    make(chan struct{}),
+		byPid:   map[int]*worker{},
 	}
 	defer func() {
 		if err != nil {
 			s.closeResources()
 		}
 	}()
+	s.env = realEnv{s}
 	if cfg.Journal {
-		s.journal = newJournalSink(s.log, os.Stderr)
+		s.journal = output.NewJournalSink(s.log, os.Stderr)
 		s.output = s.journal
 	} else {
-		s.output = newTextSink(os.Stdout, os.Stderr)
+		s.output = output.NewTextSink(os.Stdout, os.Stderr)
 	}
-	var activated bool
-	if s.sockets, activated, err = systemdSockets(); err != nil {
+	if err := s.openSockets(); err != nil {
 		return nil, err
-	}
-	if activated {
-		if len(cfg.Listen) > 0 {
-			cfg.Log.Info("socket-activated by systemd: ignoring --listen")
-		}
-	} else {
-		if len(cfg.Listen) == 0 {
-			return nil, usage(errors.New("no sockets: not socket-activated (LISTEN_FDS unset) and no --listen given"))
-		}
-		if s.sockets, err = openSockets(cfg.Listen); err != nil {
-			return nil, err
-		}
 	}
 	environ := cfg.Environ
 	if environ == nil {
 		environ = os.Environ()
 	}
 	s.baseEnv = workerBaseEnv(environ)
-	if s.workerNotify, err = listenWorkerNotify(); err != nil {
+	if s.workerNotify, err = notify.Listen(); err != nil {
 		return nil, err
 	}
 	if cfg.ControlSocket != "" {
-		if s.control, err = listenControl(cfg.ControlSocket); err != nil {
-			return nil, err
+		if s.control, err = control.Listen(cfg.ControlSocket, s.log); err != nil {
+			return nil, usage(err)
 		}
 	}
 	if dir, err := os.MkdirTemp(cfg.RuntimeDir, "drover-exe-"); err == nil {
@@ -185,6 +186,48 @@ func New(cfg Config) (_ *Supervisor, err error) {
 		s.log.WithError(err).Warn("no place to pin the worker command: a rollback will run what is on disk then")
 	}
 	return s, nil
+}
+
+// openSockets takes systemd's sockets, or opens --listen's outside socket
+// activation. Bad input satisfies errors.Is(err, ErrUsage).
+func (s *Supervisor) openSockets() error {
+	socks, activated, err := sockets.FromSystemd()
+	if err != nil {
+		return asUsage(err)
+	}
+	s.sockets = socks
+	if activated {
+		if len(s.cfg.Listen) > 0 {
+			s.log.Info("socket-activated by systemd: ignoring --listen")
+		}
+		return nil
+	}
+	if len(s.cfg.Listen) == 0 {
+		return usage(errors.New("no sockets: not socket-activated (LISTEN_FDS unset) and no --listen given"))
+	}
+	if s.sockets, err = sockets.Open(s.cfg.Listen); err != nil {
+		return asUsage(err)
+	}
+	return nil
+}
+
+// asUsage marks the sockets package's errors in what drover was given as
+// usage errors.
+func asUsage(err error) error {
+	if errors.Is(err, sockets.ErrInvalid) {
+		return usage(err)
+	}
+	return err
+}
+
+// inodes are the sockets' inodes, in fd order: how a worker's /proc shows
+// them.
+func (s *Supervisor) inodes() []uint64 {
+	inodes := make([]uint64, len(s.sockets))
+	for i, sock := range s.sockets {
+		inodes[i] = sock.Inode
+	}
+	return inodes
 }
 
 // Addrs returns the local addresses of the sockets, in fd order.
@@ -216,14 +259,10 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	go s.readWorkerNotify()
 	if s.control != nil {
 		s.wg.Add(1)
-		go s.serveControl()
-	}
-
-	var watchdog <-chan time.Time
-	if s.cfg.WatchdogInterval > 0 {
-		t := time.NewTicker(s.cfg.WatchdogInterval / 2)
-		defer t.Stop()
-		watchdog = t.C
+		go func() {
+			defer s.wg.Done()
+			s.control.Serve(s.handleRequest)
+		}()
 	}
 
 	s.log.WithFields(logrus.Fields{
@@ -231,13 +270,33 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		"command": strings.Join(s.cfg.Command, " "), "ready": s.cfg.Ready.String(),
 	}).Info("starting workers")
 	// systemd's TimeoutStartSec may be shorter than our ready timeout.
-	s.notify(fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d", (s.cfg.ReadyTimeout + 10*time.Second).Microseconds()))
+	s.logNotify(s.systemd.ExtendTimeout(s.cfg.ReadyTimeout + 10*time.Second))
 	if err := s.startFirstGeneration(); err != nil {
 		return err
 	}
+	s.loop(ctx, signals)
+	if s.exitErr != nil {
+		s.logNotify(s.systemd.Final("failed: " + s.exitErr.Error()))
+		s.log.WithError(s.exitErr).Error("drover stopped")
+	} else {
+		// systemd keeps the last STATUS= after the unit stopped.
+		s.logNotify(s.systemd.Final("stopped: all workers drained"))
+		s.log.Info("all workers stopped")
+	}
+	return s.exitErr
+}
 
+// loop is the event loop: it handles one event at a time until drover is
+// stopping and every worker is gone.
+func (s *Supervisor) loop(ctx context.Context, signals <-chan os.Signal) {
+	var watchdog <-chan time.Time
+	if s.cfg.WatchdogInterval > 0 {
+		t := time.NewTicker(s.cfg.WatchdogInterval / 2)
+		defer t.Stop()
+		watchdog = t.C
+	}
 	ctxDone := ctx.Done()
-	for !s.stopping || len(s.byPid) > 0 {
+	for s.phase != phaseStopping || len(s.byPid) > 0 {
 		select {
 		case ev := <-s.events:
 			s.handle(ev)
@@ -247,25 +306,16 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			ctxDone = nil
 			s.stop(nil, "stop requested")
 		case <-watchdog:
-			s.notify("WATCHDOG=1")
+			s.logNotify(s.systemd.Watchdog())
 		}
 		s.updateStatus()
 	}
-	if s.exitErr != nil {
-		s.notify("STATUS=failed: " + s.exitErr.Error())
-		s.log.WithError(s.exitErr).Error("drover stopped")
-	} else {
-		// systemd keeps the last STATUS= after the unit stopped.
-		s.notify("STATUS=stopped: all workers drained")
-		s.log.Info("all workers stopped")
-	}
-	return s.exitErr
 }
 
 func (s *Supervisor) startFirstGeneration() error {
 	gen, err := s.newGeneration(1)
 	if err != nil {
-		s.stopping = true
+		s.setPhase(phaseStopping)
 		return err
 	}
 	s.current = gen
@@ -275,7 +325,7 @@ func (s *Supervisor) startFirstGeneration() error {
 		if w := s.startWorker(sl, gen, nil); w != nil {
 			sl.worker = w
 		}
-		if s.stopping {
+		if s.phase == phaseStopping {
 			break // the start failed
 		}
 	}
@@ -298,9 +348,11 @@ func (s *Supervisor) newGeneration(number int) (*generation, error) {
 }
 
 // Reload asks the running loop to reload and waits for the result.
-func (s *Supervisor) Reload() error {
+func (s *Supervisor) Reload() error { return s.reload("reload requested") }
+
+func (s *Supervisor) reload(why string) error {
 	reply := make(chan error, 1)
-	s.post(evReload{reply: reply})
+	s.post(evReload{reply: reply, why: why})
 	select {
 	case err := <-reply:
 		return err
@@ -320,17 +372,17 @@ func (s *Supervisor) cleanup() {
 	s.wg.Wait()
 	s.spawner.close()
 	if s.journal != nil {
-		s.journal.close()
+		s.journal.Close()
 	}
 }
 
 // closeResources closes what New opened; safe on a half-built Supervisor.
 func (s *Supervisor) closeResources() {
 	if s.workerNotify != nil {
-		s.workerNotify.close()
+		s.workerNotify.Close()
 	}
 	if s.control != nil {
-		s.control.listener.Close()
+		s.control.Close()
 	}
 	for _, sock := range s.sockets {
 		sock.Close()
@@ -354,8 +406,10 @@ func (s *Supervisor) post(ev event) {
 	}
 }
 
-func (s *Supervisor) notify(state string) {
-	if err := s.notifier.send(state); err != nil {
+// logNotify logs a failed sd_notify: systemd missing one message is no
+// reason to stop serving.
+func (s *Supervisor) logNotify(err error) {
+	if err != nil {
 		s.log.WithError(err).Warn("sd_notify failed")
 	}
 }
@@ -363,7 +417,7 @@ func (s *Supervisor) notify(state string) {
 func (s *Supervisor) handle(ev event) {
 	switch ev := ev.(type) {
 	case evExited:
-		s.handleExit(ev.w, ev.state, ev.execErr)
+		s.handleExit(ev.w, ev.exit)
 	case evReady:
 		s.handleReady(ev.w, ev.how)
 	case evReadyTimeout:
@@ -373,44 +427,13 @@ func (s *Supervisor) handle(ev event) {
 	case evRestartDue:
 		s.handleRestartDue(ev.s)
 	case evNotify:
-		s.handleNotify(notifyMessage(ev))
+		s.handleNotify(notify.Message(ev))
 	case evReload:
-		s.requestReload(ev.reply, "reload requested")
+		s.requestReload(ev.reply, ev.why)
 	case evControl:
 		s.handleControl(ev)
 	default:
 		panic(fmt.Sprintf("supervisor: unknown event %T", ev))
-	}
-}
-
-func (s *Supervisor) handleControl(ev evControl) {
-	switch ev.req.Command {
-	case "status":
-		ev.reply <- ControlResponse{OK: true, Status: s.status()}
-	case "scale":
-		n, err := s.scale(ev.req.Count)
-		if err != nil {
-			ev.reply <- ControlResponse{Error: err.Error()}
-			return
-		}
-		ev.reply <- ControlResponse{OK: true, Workers: n}
-	case "reload":
-		done := make(chan error, 1)
-		s.requestReload(done, "reload requested on the control socket")
-		// The answer comes when the reload ends; wait for it off the loop.
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			select {
-			case err := <-done:
-				if err != nil {
-					ev.reply <- ControlResponse{Error: err.Error()}
-				} else {
-					ev.reply <- ControlResponse{OK: true}
-				}
-			case <-s.done:
-			}
-		}()
 	}
 }
 
@@ -429,7 +452,7 @@ func (s *Supervisor) handleSignal(sig os.Signal) {
 func (s *Supervisor) readWorkerNotify() {
 	defer s.wg.Done()
 	for {
-		msg, err := s.workerNotify.read()
+		msg, err := s.workerNotify.Read()
 		if err != nil {
 			if !errors.Is(err, os.ErrClosed) {
 				select {
@@ -440,7 +463,7 @@ func (s *Supervisor) readWorkerNotify() {
 			}
 			return
 		}
-		if msg.pid != 0 {
+		if msg.Pid != 0 {
 			s.post(evNotify(msg))
 		}
 	}

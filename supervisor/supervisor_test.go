@@ -13,6 +13,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/droverd/drover/supervisor/sockets"
 )
 
 // Every worker must see exactly what systemd gives one process: the
@@ -20,7 +22,7 @@ import (
 // to its own pid, and nothing of drover's.
 func TestWorkersGetSocketsAsFromSystemd(t *testing.T) {
 	cfg, reports := testConfig(t, 2, "report")
-	cfg.Listen = []ListenSpec{
+	cfg.Listen = []sockets.ListenSpec{
 		{Name: "web", Network: "tcp", Address: "127.0.0.1:0"},
 		{Name: "admin", Network: "unix", Address: t.TempDir() + "/admin.sock"},
 	}

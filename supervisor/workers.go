@@ -3,13 +3,13 @@ package supervisor
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/droverd/drover/supervisor/notify"
 )
 
 func (s *Supervisor) workerLog(w *worker) logrus.FieldLogger {
@@ -30,39 +30,24 @@ func (s *Supervisor) move(w *worker, to workerState) bool {
 // one), and watches its readiness. On failure to start it reports the
 // failure and returns nil.
 func (s *Supervisor) startWorker(sl *slot, gen *generation, r *rollout) *worker {
-	proc, err := s.launch(sl.id, gen)
+	w := &worker{slot: sl, gen: gen, rollout: r, state: workerStarting, started: time.Now()}
+	pid, err := s.env.launch(sl.id, gen, func(e exit) { s.post(evExited{w: w, exit: e}) })
 	if err != nil {
 		s.log.WithFields(logrus.Fields{"worker": sl.id, "generation": gen.number}).WithError(err).Error("worker did not start")
-		s.workerFailed(&worker{slot: sl, gen: gen, rollout: r, state: workerExited}, err.Error())
+		w.state = workerExited
+		s.workerFailed(w, failure{failSpawn, err.Error()})
 		return nil
 	}
-	w := &worker{slot: sl, gen: gen, rollout: r, proc: proc, pid: proc.pid, state: workerStarting, started: time.Now()}
+	w.pid = pid
 	s.byPid[w.pid] = w
 	s.workerLog(w).Info("worker started")
 
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		state, execErr := proc.wait()
-		s.post(evExited{w: w, state: state, execErr: execErr})
-		// Output a worker's child still writes is forwarded until drover
-		// ends.
-		select {
-		case <-proc.out.done:
-		case <-s.done:
-			proc.out.close()
-		}
-	}()
 	w.timer = time.AfterFunc(s.cfg.ReadyTimeout, func() { s.post(evReadyTimeout{w}) })
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancelProbe = cancel
 	switch s.cfg.Ready.Mode {
 	case ReadyListen:
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.probeListening(ctx, w)
-		}()
+		s.env.watchReady(ctx, w.pid, s.workerLog(w), func() { s.post(evReady{w, "listen"}) })
 	case ReadyDelay:
 		t := time.AfterFunc(s.cfg.Ready.Delay, func() { s.post(evReady{w, "delay"}) })
 		context.AfterFunc(ctx, func() { t.Stop() })
@@ -94,38 +79,26 @@ func (s *Supervisor) handleReady(w *worker, how string) {
 	w.endWatching()
 	w.readyAt = time.Now()
 	s.workerLog(w).WithFields(logrus.Fields{"how": how, "took": w.readyAt.Sub(w.started).Round(time.Millisecond)}).Info("worker ready")
-	if r := s.rollout; r != nil && w.slot.next == w {
+	if s.rollout != nil && w.slot.next == w {
 		s.rolloutWorkerReady(w)
 		return
 	}
-	if s.current.state == generationStarting && s.readyCount(s.current) == len(s.slots) {
-		if err := s.current.moveTo(generationServing); err != nil {
-			s.log.WithError(err).Error("bug: illegal generation state transition")
-		}
+	if s.phase == phaseStarting && s.readyCount(s.current) == len(s.slots) {
+		s.moveGeneration(s.current, generationServing)
+		s.setPhase(phaseServing)
 		s.log.WithField("generation", s.current.number).Infof("all %d workers ready", len(s.slots))
 		s.notifyReady(0)
 		s.servePending()
 	}
 }
 
-// notifyReady sends READY=1 with the current status line, and ERRNO= when
-// not 0 (a failed reload).
-func (s *Supervisor) notifyReady(errno unix.Errno) {
-	s.notifier.lastStatus = s.statusLine()
-	msg := "READY=1\nSTATUS=" + s.notifier.lastStatus
-	if errno != 0 {
-		msg += fmt.Sprintf("\nERRNO=%d", int(errno))
-	}
-	s.notify(msg)
-}
-
 func (s *Supervisor) handleReadyTimeout(w *worker) {
 	if w.state != workerStarting {
 		return
 	}
-	w.failure = fmt.Sprintf("not ready within --ready-timeout %v (--ready %s)", s.cfg.ReadyTimeout, s.cfg.Ready)
+	w.killedFor = &failure{failNotReady, fmt.Sprintf("not ready within --ready-timeout %v (--ready %s)", s.cfg.ReadyTimeout, s.cfg.Ready)}
 	w.endWatching()
-	s.workerLog(w).Warn("worker " + w.failure + "; killing it")
+	s.workerLog(w).Warn("worker " + w.killedFor.detail + "; killing it")
 	s.kill(w)
 }
 
@@ -138,18 +111,15 @@ func (s *Supervisor) handleStopTimeout(w *worker) {
 	s.kill(w)
 }
 
-// kill sends SIGKILL to the worker's process group, so that whatever the
-// worker forked goes too (under systemd, KillMode=mixed would catch it; in
-// dev mode nothing else would).
+// kill ends the worker and whatever it started.
 func (s *Supervisor) kill(w *worker) {
 	if w.state == workerExited {
 		return
 	}
-	unix.Kill(-w.pid, unix.SIGKILL)
-	unix.Kill(w.pid, unix.SIGKILL)
+	s.env.killTree(w.pid)
 }
 
-func (s *Supervisor) handleExit(w *worker, ps *os.ProcessState, execErr string) {
+func (s *Supervisor) handleExit(w *worker, e exit) {
 	if !s.move(w, workerExited) {
 		return
 	}
@@ -159,23 +129,22 @@ func (s *Supervisor) handleExit(w *worker, ps *os.ProcessState, execErr string) 
 	if sl.worker == w {
 		sl.worker = nil
 	}
-	how := describeExit(ps)
-	log := s.workerLog(w).WithField("exit", how)
-	if w.stopRequested && w.failure == "" {
+	log := s.workerLog(w).WithField("exit", e.status.detail)
+	if w.stopRequested && w.killedFor == nil {
 		log.Info("worker exited")
 		return
 	}
-	reason := how
+	why := e.status
 	switch {
-	case execErr != "":
+	case e.execErr != "":
 		// Name the command, not the pin it was exec'd through.
-		reason = strings.ReplaceAll(execErr, w.gen.exe.execPath(), w.gen.exe.path)
-	case w.failure != "":
-		reason = w.failure
+		why = failure{failExec, strings.ReplaceAll(e.execErr, w.gen.exe.execPath(), w.gen.exe.path)}
+	case w.killedFor != nil:
+		why = *w.killedFor
 	}
-	log.WithField("reason", reason).Warn("worker failed")
-	if !s.stopping {
-		s.workerFailed(w, reason)
+	log.WithField("reason", why.detail).Warn("worker failed")
+	if s.phase != phaseStopping {
+		s.workerFailed(w, why)
 	}
 }
 
@@ -184,18 +153,18 @@ func (s *Supervisor) handleExit(w *worker, ps *os.ProcessState, execErr string) 
 // reason, like a single service that died before READY=1). A worker of a
 // rollout's generation aborts the rollout. Otherwise the slot restarts
 // after a backoff, unless it is crash-looping.
-func (s *Supervisor) workerFailed(w *worker, reason string) {
+func (s *Supervisor) workerFailed(w *worker, why failure) {
 	sl := w.slot
 	switch {
-	case s.stopping:
+	case s.phase == phaseStopping:
 		return
 	case s.rollout != nil && w.rollout == s.rollout:
 		// Only workers the rollout started: during a rollback, an old
 		// worker that happens to crash is an ordinary restart.
-		s.rolloutWorkerFailed(w, reason)
+		s.rolloutWorkerFailed(w, why)
 		return
-	case w.gen == s.current && s.current.state == generationStarting:
-		s.stop(fmt.Errorf("%w: worker %d: %s", ErrStartFailed, sl.id, reason), "start failed")
+	case s.phase == phaseStarting:
+		s.stop(fmt.Errorf("%w: worker %d: %s", ErrStartFailed, sl.id, why), "start failed")
 		return
 	}
 	now := time.Now()
@@ -208,10 +177,16 @@ func (s *Supervisor) workerFailed(w *worker, reason string) {
 	sl.failures = append(kept, now)
 	if len(sl.failures) >= s.cfg.MaxFailures {
 		s.stop(fmt.Errorf("%w: worker %d failed %d times within %v; last: %s",
-			ErrCrashLoop, sl.id, len(sl.failures), s.cfg.FailureWindow, reason), "crash loop")
+			ErrCrashLoop, sl.id, len(sl.failures), s.cfg.FailureWindow, why), "crash loop")
 		return
 	}
-	if !w.readyAt.IsZero() && now.Sub(w.readyAt) >= s.cfg.MinUptime {
+	s.scheduleRestart(sl, w)
+}
+
+// scheduleRestart restarts sl after a backoff that doubles with each
+// consecutive failure and resets once a worker stayed up MinUptime.
+func (s *Supervisor) scheduleRestart(sl *slot, failed *worker) {
+	if !failed.readyAt.IsZero() && time.Since(failed.readyAt) >= s.cfg.MinUptime {
 		sl.consecutive = 0
 	}
 	sl.consecutive++
@@ -226,7 +201,7 @@ func (s *Supervisor) workerFailed(w *worker, reason string) {
 func (s *Supervisor) handleRestartDue(sl *slot) {
 	sl.restartTimer = nil
 	// A rollout's new worker for this slot fills it once ready.
-	if s.stopping || sl.worker != nil || sl.next != nil {
+	if s.phase == phaseStopping || sl.worker != nil || sl.next != nil {
 		return
 	}
 	s.restarts++
@@ -234,27 +209,17 @@ func (s *Supervisor) handleRestartDue(sl *slot) {
 	sl.worker = s.startWorker(sl, s.current, nil)
 }
 
-func describeExit(ps *os.ProcessState) string {
-	if ps == nil {
-		return "unknown"
-	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return "killed by " + unix.SignalName(ws.Signal())
-	}
-	return fmt.Sprintf("exit status %d", ps.ExitCode())
-}
-
 // stop drains every worker; err (nil for a requested stop) is what Run
 // returns. Stopping twice keeps the first drain going.
 func (s *Supervisor) stop(err error, why string) {
-	if s.stopping {
+	if s.phase == phaseStopping {
 		s.log.WithField("workers_left", len(s.byPid)).Info(why + " while already stopping: the drain continues")
 		return
 	}
-	s.stopping = true
+	s.setPhase(phaseStopping)
 	s.exitErr = err
 	if s.current.state != generationRetiring {
-		s.current.moveTo(generationRetiring)
+		s.moveGeneration(s.current, generationRetiring)
 	}
 	s.cancelReloads(fmt.Errorf("drover is stopping (%s)", why))
 	for _, sl := range s.slots {
@@ -265,7 +230,7 @@ func (s *Supervisor) stop(err error, why string) {
 	}
 	// systemd's TimeoutStopSec may be shorter than our drain: ask for the
 	// drain plus time to SIGKILL and reap.
-	s.notify(fmt.Sprintf("STOPPING=1\nEXTEND_TIMEOUT_USEC=%d", (s.cfg.StopTimeout + 5*time.Second).Microseconds()))
+	s.logNotify(s.systemd.Stopping(s.cfg.StopTimeout + 5*time.Second))
 	s.log.WithFields(logrus.Fields{"workers": len(s.byPid), "signal": unix.SignalName(s.cfg.StopSignal), "timeout": s.cfg.StopTimeout}).Info(why + ": draining workers")
 	for _, w := range s.byPid {
 		s.stopWorker(w)
@@ -282,24 +247,24 @@ func (s *Supervisor) stopWorker(w *worker) {
 	s.move(w, workerDraining)
 	w.endWatching()
 	s.workerLog(w).Info("draining worker")
-	if err := unix.Kill(w.pid, s.cfg.StopSignal); err != nil {
+	if err := s.env.signal(w.pid, s.cfg.StopSignal); err != nil {
 		s.workerLog(w).WithError(err).Warn("send stop signal")
 	}
 	w.timer = time.AfterFunc(s.cfg.StopTimeout, func() { s.post(evStopTimeout{w}) })
 }
 
-func (s *Supervisor) handleNotify(msg notifyMessage) {
-	w := s.byPid[msg.pid]
+func (s *Supervisor) handleNotify(msg notify.Message) {
+	w := s.byPid[msg.Pid]
 	if w == nil {
 		// Not a worker's main process (a worker's child, or a stranger):
 		// ignored, as systemd does with NotifyAccess=main.
-		s.log.WithField("pid", msg.pid).Debug("notify datagram from a non-worker ignored")
+		s.log.WithField("pid", msg.Pid).Debug("notify datagram from a non-worker ignored")
 		return
 	}
-	if st, ok := msg.fields["STATUS"]; ok {
+	if st, ok := msg.Fields["STATUS"]; ok {
 		w.status = st
 	}
-	if msg.fields["READY"] == "1" && s.cfg.Ready.Mode == ReadyNotify {
+	if msg.Fields["READY"] == "1" && s.cfg.Ready.Mode == ReadyNotify {
 		s.handleReady(w, "notify")
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/droverd/drover/supervisor"
+	"github.com/droverd/drover/supervisor/sockets"
 	"github.com/droverd/drover/units"
 )
 
@@ -55,7 +55,7 @@ func initFlags() (*flag.FlagSet, *initOptions) {
 		if _, err := strconv.Atoi(addr); err == nil {
 			s = strings.TrimSuffix(s, addr) + ":" + addr // a bare port
 		}
-		spec, err := supervisor.ParseListen(s)
+		spec, err := sockets.ParseListen(s)
 		if err != nil {
 			return err
 		}

@@ -7,14 +7,14 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/droverd/drover/testdata/testbin"
 )
 
 // These tests run the real drover binary as a user would, including under
@@ -23,23 +23,9 @@ import (
 var bin struct{ drover, example, testworker string }
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "drover-cmd-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin.drover, bin.example, bin.testworker = filepath.Join(dir, "drover"), filepath.Join(dir, "example-worker"), filepath.Join(dir, "testworker")
-	for out, pkg := range map[string]string{bin.drover: ".", bin.example: "../../testdata/example-worker", bin.testworker: "../../testdata/testworker"} {
-		build := exec.Command("go", "build", "-o", out, pkg)
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := build.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, b)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testbin.Main(m, map[*string]string{
+		&bin.drover: testbin.Drover, &bin.example: testbin.ExampleWorker, &bin.testworker: testbin.Testworker,
+	})
 }
 
 const waitLimit = 30 * time.Second

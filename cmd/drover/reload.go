@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/droverd/drover/supervisor"
+	"github.com/droverd/drover/supervisor/control"
 )
 
 func reloadCmd() command {
@@ -25,12 +25,12 @@ service, so that systemctl reload waits and fails visibly.`,
 
 func reloadFlags() (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet("drover reload", flag.ContinueOnError)
-	control := fs.String("control", "", "drover's control socket (default $RUNTIME_DIRECTORY/control.sock)")
-	return fs, control
+	controlFlag := fs.String("control", "", "drover's control socket (default $RUNTIME_DIRECTORY/control.sock)")
+	return fs, controlFlag
 }
 
 func reloadCommand(args []string, stdout, stderr io.Writer) int {
-	fs, control := reloadFlags()
+	fs, controlFlag := reloadFlags()
 	if code, ok := parseFlags(reloadCmd(), fs, args, stdout, stderr); !ok {
 		return code
 	}
@@ -38,12 +38,12 @@ func reloadCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "drover reload: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
-	path := controlPath(*control)
+	path := controlPath(*controlFlag)
 	if path == "" {
 		fmt.Fprintln(stderr, "drover reload: no control socket: give --control PATH, or run it as ExecReload= of a unit with RuntimeDirectory=")
 		return exitUsage
 	}
-	resp, err := supervisor.Control(path, supervisor.ControlRequest{Command: "reload"})
+	resp, err := control.Call(path, control.Request{Command: "reload"})
 	if err != nil {
 		fmt.Fprintf(stderr, "drover reload: %v\n", err)
 		return 1

@@ -12,13 +12,16 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/droverd/drover/supervisor"
 	"github.com/sirupsen/logrus"
+
+	"github.com/droverd/drover/supervisor"
+	"github.com/droverd/drover/supervisor/journal"
+	"github.com/droverd/drover/supervisor/sockets"
 )
 
 // runOptions holds the raw flag values of `drover run`.
 type runOptions struct {
-	listen       []supervisor.ListenSpec
+	listen       []sockets.ListenSpec
 	workers      string
 	ready        string
 	readyTimeout time.Duration
@@ -40,7 +43,7 @@ func runFlags() (*flag.FlagSet, *runOptions) {
 	o := &runOptions{}
 	fs := flag.NewFlagSet("drover run", flag.ContinueOnError)
 	fs.Func("listen", "`[NAME=]ADDR` to listen on when not socket-activated: 127.0.0.1:8080, [::1]:8080, :8080 or unix:/path (repeatable; NAME goes to LISTEN_FDNAMES)", func(s string) error {
-		spec, err := supervisor.ParseListen(s)
+		spec, err := sockets.ParseListen(s)
 		if err == nil {
 			o.listen = append(o.listen, spec)
 		}
@@ -101,13 +104,13 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	log.SetLevel(level)
-	useJournal := supervisor.UseJournal()
+	useJournal := journal.StderrIsJournal()
 	switch o.logFormat {
 	case "text":
 		if useJournal {
 			// Native entries: priorities and fields (WORKER_ID, ...) that
 			// journalctl can filter on.
-			hook := supervisor.NewJournalHook(stderr)
+			hook := journal.NewHook(stderr)
 			defer hook.Close()
 			log.AddHook(hook)
 			log.SetOutput(io.Discard)

@@ -13,7 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/droverd/drover/supervisor"
+	"github.com/droverd/drover/supervisor/control"
 )
 
 // exitNotRunning is what systemctl status returns for a unit that is not
@@ -47,18 +47,18 @@ running, 1 on other errors.`,
 func statusFlags() (*flag.FlagSet, *bool, *string) {
 	fs := flag.NewFlagSet("drover status", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
-	control := fs.String("control", "", "drover's control socket, instead of finding it through UNIT")
-	return fs, asJSON, control
+	controlFlag := fs.String("control", "", "drover's control socket, instead of finding it through UNIT")
+	return fs, asJSON, controlFlag
 }
 
 // statusReport is drover status --json.
 type statusReport struct {
-	Unit   *unitInfo          `json:"unit"`
-	Drover *supervisor.Status `json:"drover"`
+	Unit   *unitInfo       `json:"unit"`
+	Drover *control.Status `json:"drover"`
 }
 
 func statusCommand(args []string, stdout, stderr io.Writer) int {
-	fs, asJSON, control := statusFlags()
+	fs, asJSON, controlFlag := statusFlags()
 	if code, ok := parseFlags(statusCmd(), fs, args, stdout, stderr); !ok {
 		return code
 	}
@@ -70,7 +70,7 @@ func statusCommand(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 
 	var report statusReport
-	path := controlPath(*control)
+	path := controlPath(*controlFlag)
 	if fs.NArg() == 1 {
 		u, sock, err := unitControl(ctx, fs.Arg(0))
 		if err != nil && u.LoadState == "" {
@@ -87,7 +87,7 @@ func statusCommand(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "drover status: %v\n", err)
 			return 1
 		}
-		if *control == "" {
+		if *controlFlag == "" {
 			path = sock
 		}
 		if !running(u) {
@@ -99,7 +99,7 @@ func statusCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "drover status: which drover? Name a UNIT, give --control PATH, or run it where $RUNTIME_DIRECTORY is set")
 		return exitUsage
 	}
-	resp, err := supervisor.Control(path, supervisor.ControlRequest{Command: "status"})
+	resp, err := control.Call(path, control.Request{Command: "status"})
 	if err == nil && !resp.OK {
 		err = errors.New(resp.Error)
 	}
@@ -217,12 +217,12 @@ With --control, UNIT may be given as "-".`,
 
 func scaleFlags() (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet("drover scale", flag.ContinueOnError)
-	control := fs.String("control", "", "drover's control socket, instead of finding it through UNIT")
-	return fs, control
+	controlFlag := fs.String("control", "", "drover's control socket, instead of finding it through UNIT")
+	return fs, controlFlag
 }
 
 func scaleCommand(args []string, stdout, stderr io.Writer) int {
-	fs, control := scaleFlags()
+	fs, controlFlag := scaleFlags()
 	if code, ok := parseFlags(scaleCmd(), fs, args, stdout, stderr); !ok {
 		return code
 	}
@@ -231,11 +231,11 @@ func scaleCommand(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	count := fs.Arg(1)
-	if _, _, err := supervisor.ParseScale(count); err != nil {
+	if _, _, err := control.ParseScale(count); err != nil {
 		fmt.Fprintf(stderr, "drover scale: %v\n", err)
 		return exitUsage
 	}
-	path := *control
+	path := *controlFlag
 	if path == "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -249,7 +249,7 @@ func scaleCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		path = sock
 	}
-	resp, err := supervisor.Control(path, supervisor.ControlRequest{Command: "scale", Count: count})
+	resp, err := control.Call(path, control.Request{Command: "scale", Count: count})
 	if err == nil && !resp.OK {
 		err = errors.New(resp.Error)
 	}

@@ -1,4 +1,4 @@
-package supervisor
+package cpus
 
 import (
 	"bufio"
@@ -209,12 +209,12 @@ func FuzzCPULimitParsing(f *testing.F) {
 }
 
 func TestUsableCPUsInThisProcess(t *testing.T) {
-	n, err := UsableCPUs()
+	n, err := Usable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if aff := affinityCount(t); n < 1 || n > aff {
-		t.Fatalf("UsableCPUs() = %d, want 1..%d (the affinity mask)", n, aff)
+		t.Fatalf("Usable() = %d, want 1..%d (the affinity mask)", n, aff)
 	}
 }
 
@@ -222,7 +222,7 @@ func TestUsableCPUsInThisProcess(t *testing.T) {
 // so every thread of it has a one-CPU mask.
 func TestUsableCPUsAffinity(t *testing.T) {
 	if got := runCPUHelper(t, "", firstCPU(t)); got != 1 {
-		t.Fatalf("UsableCPUs() under a one-CPU affinity = %d, want 1", got)
+		t.Fatalf("Usable() under a one-CPU affinity = %d, want 1", got)
 	}
 }
 
@@ -253,14 +253,14 @@ func testRealCgroup(t *testing.T, v2 bool) {
 	g := makeCgroup(t, mount, "")
 	setQuota(g, 50000)
 	if got := runCPUHelper(t, g, nil); got != 1 {
-		t.Errorf("quota 50000/100000: UsableCPUs() = %d, want 1", got)
+		t.Errorf("quota 50000/100000: Usable() = %d, want 1", got)
 	}
 	setQuota(g, 200000)
 	if got := runCPUHelper(t, g, nil); got != two {
-		t.Errorf("quota 200000/100000: UsableCPUs() = %d, want %d", got, two)
+		t.Errorf("quota 200000/100000: Usable() = %d, want %d", got, two)
 	}
 	if got := runCPUHelper(t, g, firstCPU(t)); got != 1 {
-		t.Errorf("quota 200000/100000 and a one-CPU affinity: UsableCPUs() = %d, want 1", got)
+		t.Errorf("quota 200000/100000 and a one-CPU affinity: Usable() = %d, want 1", got)
 	}
 
 	// 150% on the parent, nothing on the child: the parent's quota applies,
@@ -273,7 +273,7 @@ func testRealCgroup(t *testing.T, v2 bool) {
 	child := makeCgroup(t, parent, "child")
 	setQuota(child, -1)
 	if got := runCPUHelper(t, child, nil); got != 1 {
-		t.Errorf("quota 150000/100000 on the parent only: UsableCPUs() = %d, want 1", got)
+		t.Errorf("quota 150000/100000 on the parent only: Usable() = %d, want 1", got)
 	}
 }
 
@@ -382,7 +382,7 @@ const cpuHelperEnv = "DROVER_TEST_CPU_HELPER"
 
 // cpuHelperMode, called from TestMain, makes the test binary a helper that
 // waits for a line on stdin (the parent moves it into its cgroup first),
-// then prints UsableCPUs() on stdout and its cgroups on stderr.
+// then prints Usable() on stdout and its cgroups on stderr.
 func cpuHelperMode() (int, bool) {
 	if os.Getenv(cpuHelperEnv) != "1" {
 		return 0, false
@@ -391,7 +391,7 @@ func cpuHelperMode() (int, bool) {
 		fmt.Fprintln(os.Stderr, "cpu helper: wait for the parent:", err)
 		return 2, true
 	}
-	n, err := UsableCPUs()
+	n, err := Usable()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cpu helper:", err)
 		return 1, true
@@ -471,3 +471,14 @@ func startWithAffinity(cmd *exec.Cmd, cpus *unix.CPUSet) error {
 	}()
 	return <-errc
 }
+
+func TestMain(m *testing.M) {
+	if code, ok := cpuHelperMode(); ok {
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+// waitLimit bounds waits for helper processes: a hang guard, not a timing
+// assertion.
+const waitLimit = 30 * time.Second

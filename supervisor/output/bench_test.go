@@ -1,4 +1,4 @@
-package supervisor
+package output
 
 import (
 	"os"
@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/droverd/drover/supervisor/journal"
+	"github.com/droverd/drover/supervisor/journal/journaltest"
 )
 
 // BenchmarkWorkerOutput measures how fast drover forwards a worker's output
@@ -32,30 +35,30 @@ func BenchmarkWorkerOutput(b *testing.B) {
 	const lines, lineBytes = 200000, 100
 	sinks := []struct {
 		name string
-		make func(b *testing.B) logSink
+		make func(b *testing.B) Sink
 	}{
-		{"null", func(*testing.B) logSink { return nullSink{} }},
-		{"text", func(b *testing.B) logSink {
+		{"null", func(*testing.B) Sink { return nullSink{} }},
+		{"text", func(b *testing.B) Sink {
 			devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 			if err != nil {
 				b.Fatal(err)
 			}
 			b.Cleanup(func() { devNull.Close() })
-			return newTextSink(devNull, devNull)
+			return NewTextSink(devNull, devNull)
 		}},
-		{"fake-journald", func(b *testing.B) logSink {
-			fake := newFakeJournald(b).discard()
-			s, _, _ := testJournalSink(fake.path)
-			b.Cleanup(s.close)
-			return failOnFallback{b, s}
+		{"fake-journald", func(b *testing.B) Sink {
+			fake := journaltest.NewFake(b).Discard()
+			s, fallback, _ := testJournalSink(fake.Path)
+			b.Cleanup(s.Close)
+			return failOnFallback{b, s, fallback}
 		}},
-		{"journald", func(b *testing.B) logSink {
-			if _, err := os.Stat(journalSocketPath); err != nil {
+		{"journald", func(b *testing.B) Sink {
+			if _, err := os.Stat(journal.SocketPath); err != nil {
 				b.Skipf("no journald on this host (%v): the lab measures drover's forwarding into a real journald", err)
 			}
-			s, _, _ := testJournalSink(journalSocketPath)
-			b.Cleanup(s.close)
-			return failOnFallback{b, s}
+			s, fallback, _ := testJournalSink(journal.SocketPath)
+			b.Cleanup(s.Close)
+			return failOnFallback{b, s, fallback}
 		}},
 	}
 	for _, sk := range sinks {
@@ -66,11 +69,11 @@ func BenchmarkWorkerOutput(b *testing.B) {
 			dropped := 0
 			for range b.N {
 				start := time.Now()
-				c := startWithOutput(b, sink, outputLimits{}, workerMeta{Identifier: "bench"},
+				c := startWithOutput(b, sink, Limits{}, Meta{Identifier: "bench"},
 					exec.Command(testworkerBin, "-mode", "spew", "-lines", strconv.Itoa(lines),
 						"-line-bytes", strconv.Itoa(lineBytes), "-spew-report", report))
 				c.wait(b)
-				if !c.out.wait(waitLimit, waitLimit) {
+				if !c.out.Wait(waitLimit, waitLimit) {
 					b.Fatal("output not forwarded to the end")
 				}
 				elapsed += time.Since(start)
@@ -93,31 +96,20 @@ func BenchmarkWorkerOutput(b *testing.B) {
 // failOnFallback fails the benchmark if the journald sink fell back to
 // stderr: its figures would not be journald's.
 type failOnFallback struct {
-	b *testing.B
-	s *journalSink
+	b        *testing.B
+	s        *JournalSink
+	fallback *lockedBuffer
 }
 
-func (f failOnFallback) write(e *logEntry) error {
+func (f failOnFallback) write(e *Entry) error {
 	err := f.s.write(e)
-	f.s.mu.Lock()
-	failing := f.s.failing
-	f.s.mu.Unlock()
-	if failing {
+	if f.fallback.Len() > 0 {
 		f.b.Error("journald sink fell back to stderr")
 	}
 	return err
 }
 
-// discard makes the fake journald drain its socket without decoding or
-// keeping anything, as fast as it can.
-func (f *fakeJournald) discard() *fakeJournald {
-	go func() {
-		buf := make([]byte, 1<<20)
-		for {
-			if _, err := f.conn.Read(buf); err != nil {
-				return
-			}
-		}
-	}()
-	return f
-}
+// nullSink discards everything: for measuring the forwarder alone.
+type nullSink struct{}
+
+func (nullSink) write(*Entry) error { return nil }

@@ -1,4 +1,4 @@
-package supervisor
+package procfs
 
 import (
 	"bytes"
@@ -48,9 +48,9 @@ import (
 // ptrace rights over the worker: drover runs as root or as the workers' user
 // (and is their parent, which satisfies Yama's ptrace_scope=1).
 
-// errProcessGone: the process exited (or was reaped) while being inspected.
+// ErrProcessGone: the process exited (or was reaped) while being inspected.
 // The caller waits for its exit event instead of reporting an error.
-var errProcessGone = errors.New("process gone")
+var ErrProcessGone = errors.New("process gone")
 
 // readable is EPOLLIN|EPOLLRDNORM; poll(2)'s POLLIN|POLLRDNORM have the same
 // values. A listening socket signals a pending connection with both.
@@ -59,11 +59,11 @@ const readable = unix.EPOLLIN | unix.EPOLLRDNORM
 // permissionHint is appended to permission errors, which a user can fix.
 const permissionHint = "drover must run as root or as the workers' user"
 
-// socketInode returns the inode of the socket f: the one identity a socket
+// SocketInode returns the inode of the socket f: the one identity a socket
 // keeps across fork, exec and dup, whatever fd number a worker moves it to.
 // It uses SyscallConn, not f.Fd(): Fd puts a file that Go made nonblocking
 // back into blocking mode, and the caller's file is not ours to change.
-func socketInode(f *os.File) (uint64, error) {
+func SocketInode(f *os.File) (uint64, error) {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return 0, fmt.Errorf("stat socket %s: %w", f.Name(), err)
@@ -82,19 +82,19 @@ func socketInode(f *os.File) (uint64, error) {
 	return st.Ino, nil
 }
 
-// listeningOn returns the socket inodes, among inodes, that process pid does
+// ListeningOn returns the socket inodes, among inodes, that process pid does
 // not wait on yet, in their order in inodes. An error wrapping
-// errProcessGone means the process has exited (it may still be a zombie);
+// ErrProcessGone means the process has exited (it may still be a zombie);
 // other errors (permission above all) mean its state cannot be seen.
 //
 // It is polled every few milliseconds while a worker starts, so it reads as
 // little as it can: one readlink per fd, the fdinfo of eventpoll fds only,
 // and the threads' syscalls only when epoll did not account for everything.
-func listeningOn(pid int, inodes []uint64) (missing []uint64, err error) {
+func ListeningOn(pid int, inodes []uint64) (missing []uint64, err error) {
 	return listeningIn("/proc", runtime.GOARCH, pid, inodes)
 }
 
-// listeningIn is listeningOn over the proc tree at proc (a fake one in
+// listeningIn is ListeningOn over the proc tree at proc (a fake one in
 // tests), reading thread syscalls numbered as on goarch.
 func listeningIn(proc, goarch string, pid int, inodes []uint64) ([]uint64, error) {
 	if len(inodes) == 0 {
@@ -357,14 +357,14 @@ func (s *procScan) skip(err error) bool {
 func (s *procScan) fail(what string, err error) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH):
-		return fmt.Errorf("%s of pid %d: %w: %w", what, s.pid, errProcessGone, err)
+		return fmt.Errorf("%s of pid %d: %w: %w", what, s.pid, ErrProcessGone, err)
 	case errors.Is(err, fs.ErrPermission):
 		return fmt.Errorf("%s of pid %d (%s): %w", what, s.pid, permissionHint, err)
 	}
 	return fmt.Errorf("%s of pid %d: %w", what, s.pid, err)
 }
 
-// checkAlive returns an errProcessGone error when the process no longer
+// checkAlive returns an ErrProcessGone error when the process no longer
 // exists or is a zombie (or dead, X) waiting to be reaped.
 func (s *procScan) checkAlive() error {
 	stat, err := s.read(s.dir + "/stat")
@@ -374,7 +374,7 @@ func (s *procScan) checkAlive() error {
 	// "pid (comm) state ...": comm may hold spaces and parentheses.
 	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
 		if state := stat[i+2]; state == 'Z' || state == 'X' {
-			return fmt.Errorf("pid %d is a zombie: %w", s.pid, errProcessGone)
+			return fmt.Errorf("pid %d is a zombie: %w", s.pid, ErrProcessGone)
 		}
 	}
 	return nil

@@ -1,4 +1,4 @@
-package supervisor
+package procfs
 
 import (
 	"bytes"
@@ -17,12 +17,14 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/droverd/drover/testdata/testbin"
 )
 
 // Real workers, each given its sockets at fds 3.. the way drover gives them:
 // one per way of waiting for connections, and two that are not ready.
 func TestListeningOnRealWorkers(t *testing.T) {
-	testworker := buildTestworker(t)
+	testworker := testworkerBin
 	python := `import socket, socketserver, select, selectors, asyncio` + "\n"
 	cases := []struct {
 		name string
@@ -106,9 +108,9 @@ func TestListeningOnExited(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
 	}
-	_, err := listeningOn(cmd.Process.Pid, []uint64{ino})
-	if !errors.Is(err, errProcessGone) {
-		t.Fatalf("reaped process: got %v, want errProcessGone", err)
+	_, err := ListeningOn(cmd.Process.Pid, []uint64{ino})
+	if !errors.Is(err, ErrProcessGone) {
+		t.Fatalf("reaped process: got %v, want ErrProcessGone", err)
 	}
 }
 
@@ -124,9 +126,9 @@ func TestListeningOnZombie(t *testing.T) {
 	if err := unix.Waitid(unix.P_PID, cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil); err != nil {
 		t.Fatal(err)
 	}
-	_, err := listeningOn(cmd.Process.Pid, []uint64{ino})
-	if !errors.Is(err, errProcessGone) {
-		t.Fatalf("zombie: got %v, want errProcessGone", err)
+	_, err := ListeningOn(cmd.Process.Pid, []uint64{ino})
+	if !errors.Is(err, ErrProcessGone) {
+		t.Fatalf("zombie: got %v, want ErrProcessGone", err)
 	}
 }
 
@@ -137,15 +139,15 @@ func TestSocketInode(t *testing.T) {
 		t.Fatal(err)
 	}
 	if want := fmt.Sprintf("socket:[%d]", ino); link != want {
-		t.Errorf("socketInode = %d, but the fd links to %s", ino, link)
+		t.Errorf("SocketInode = %d, but the fd links to %s", ino, link)
 	}
 	f, err := os.Create(filepath.Join(t.TempDir(), "file"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := socketInode(f); err == nil {
-		t.Errorf("socketInode of a regular file: no error")
+	if _, err := SocketInode(f); err == nil {
+		t.Errorf("SocketInode of a regular file: no error")
 	}
 }
 
@@ -153,7 +155,7 @@ func TestSocketInode(t *testing.T) {
 // waiting: epoll (Go), a blocked accept (found after the epoll pass), and
 // node (more fds and threads).
 func BenchmarkListeningOn(b *testing.B) {
-	testworker := buildTestworker(b)
+	testworker := testworkerBin
 	for _, c := range []struct {
 		name string
 		argv []string
@@ -169,7 +171,7 @@ func BenchmarkListeningOn(b *testing.B) {
 			waitMissing(b, w, inodes, nil)
 			b.ReportAllocs()
 			for b.Loop() {
-				if missing, err := listeningOn(w.Process.Pid, inodes); err != nil || len(missing) > 0 {
+				if missing, err := ListeningOn(w.Process.Pid, inodes); err != nil || len(missing) > 0 {
 					b.Fatalf("missing %v, err %v", missing, err)
 				}
 			}
@@ -177,14 +179,14 @@ func BenchmarkListeningOn(b *testing.B) {
 	}
 }
 
-// waitMissing polls until listeningOn reports exactly want missing.
+// waitMissing polls until ListeningOn reports exactly want missing.
 func waitMissing(t testing.TB, w *exec.Cmd, inodes, want []uint64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	var missing []uint64
 	var err error
 	for tick := time.Tick(5 * time.Millisecond); time.Now().Before(deadline); <-tick {
-		missing, err = listeningOn(w.Process.Pid, inodes)
+		missing, err = ListeningOn(w.Process.Pid, inodes)
 		if err == nil && slices.Equal(missing, want) {
 			return
 		}
@@ -192,13 +194,13 @@ func waitMissing(t testing.TB, w *exec.Cmd, inodes, want []uint64) {
 	t.Fatalf("pid %d after 10s: missing %v, err %v; want missing %v", w.Process.Pid, missing, err, want)
 }
 
-// stayMissing checks, over 40 polls 5ms apart, that listeningOn keeps
+// stayMissing checks, over 40 polls 5ms apart, that ListeningOn keeps
 // reporting want missing.
 func stayMissing(t testing.TB, w *exec.Cmd, inodes, want []uint64) {
 	t.Helper()
 	tick := time.Tick(5 * time.Millisecond)
 	for i := range 40 {
-		missing, err := listeningOn(w.Process.Pid, inodes)
+		missing, err := ListeningOn(w.Process.Pid, inodes)
 		if err != nil || !slices.Equal(missing, want) {
 			t.Fatalf("poll %d: missing %v, err %v; want missing %v", i, missing, err, want)
 		}
@@ -222,21 +224,18 @@ func listenSocket(t testing.TB) (*os.File, uint64) {
 	if err := unix.Listen(fd, 16); err != nil {
 		t.Fatal(err)
 	}
-	ino, err := socketInode(f)
+	ino, err := SocketInode(f)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return f, ino
 }
 
-func buildTestworker(t testing.TB) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "testworker")
-	out, err := exec.Command("go", "build", "-o", bin, "../testdata/testworker").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build testworker: %v\n%s", err, out)
-	}
-	return bin
+// testworkerBin is testdata/testworker, built once by TestMain.
+var testworkerBin string
+
+func TestMain(m *testing.M) {
+	testbin.Main(m, map[*string]string{&testworkerBin: testbin.Testworker})
 }
 
 // testworkerArgv runs testworker through sh, which sets LISTEN_PID to its
@@ -428,11 +427,11 @@ func TestListeningInFakeProc(t *testing.T) {
 
 func TestListeningInFakeProcGone(t *testing.T) {
 	zombie := newFakeProc(t, 'Z')
-	if _, err := listeningIn(zombie.root, "amd64", zombie.pid, []uint64{1}); !errors.Is(err, errProcessGone) {
-		t.Errorf("zombie: got %v, want errProcessGone", err)
+	if _, err := listeningIn(zombie.root, "amd64", zombie.pid, []uint64{1}); !errors.Is(err, ErrProcessGone) {
+		t.Errorf("zombie: got %v, want ErrProcessGone", err)
 	}
-	if _, err := listeningIn(t.TempDir(), "amd64", 4242, []uint64{1}); !errors.Is(err, errProcessGone) {
-		t.Errorf("no such pid: got %v, want errProcessGone", err)
+	if _, err := listeningIn(t.TempDir(), "amd64", 4242, []uint64{1}); !errors.Is(err, ErrProcessGone) {
+		t.Errorf("no such pid: got %v, want ErrProcessGone", err)
 	}
 }
 
@@ -463,7 +462,7 @@ func TestListeningInPermission(t *testing.T) {
 	// Root reads every /proc, so the error is made up here.
 	s := &procScan{pid: 7}
 	err := s.fail("list fds", fmt.Errorf("open /proc/7/fd: %w", unix.EACCES))
-	if !errors.Is(err, fs.ErrPermission) || errors.Is(err, errProcessGone) || !strings.Contains(err.Error(), permissionHint) {
+	if !errors.Is(err, fs.ErrPermission) || errors.Is(err, ErrProcessGone) || !strings.Contains(err.Error(), permissionHint) {
 		t.Errorf("got %v, want a permission error that says how to fix it", err)
 	}
 }

@@ -1,4 +1,4 @@
-package supervisor
+package cpus
 
 import (
 	"fmt"
@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// UsableCPUs returns how many CPUs this process may use: the CPUs in its
+// Usable returns how many CPUs this process may use: the CPUs in its
 // affinity mask (taskset, systemd's AllowedCPUs= and cpuset cgroups all
 // show up there, because the kernel narrows the mask to the cpuset),
 // further limited by any cgroup CPU bandwidth quota on its cgroup or an
@@ -34,7 +34,7 @@ import (
 // GOMAXPROCS variable meant for drover's own runtime. automaxprocs keeps its
 // cgroup parsing internal and only sets GOMAXPROCS. The parsing is small, so
 // it is written here, against a file system the tests can fake.
-func UsableCPUs() (int, error) {
+func Usable() (int, error) {
 	var set unix.CPUSet
 	// Pid 0 is the calling thread; every thread of drover inherits the mask
 	// it was started with, so any thread answers for the process.
@@ -262,7 +262,7 @@ func readV2Quota(fsys fs.FS, dir string) (int64, bool) {
 	return quotaCPUs(quota, period)
 }
 
-// quotaCPUs is floor(quota/period), at least 1 (see UsableCPUs for why
+// quotaCPUs is floor(quota/period), at least 1 (see Usable for why
 // floor); a negative quota (v1's -1) or a nonsensical period is no limit.
 func quotaCPUs(quota, period int64) (int64, bool) {
 	if quota <= 0 || period <= 0 {

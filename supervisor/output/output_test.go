@@ -1,4 +1,4 @@
-package supervisor
+package output
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/droverd/drover/testdata/testbin"
 )
 
 // recordingSink keeps copies of every entry.
@@ -23,7 +25,7 @@ type recordingSink struct {
 }
 
 type recorded struct {
-	worker    workerMeta
+	worker    Meta
 	stream    outputStream
 	priority  int
 	message   string
@@ -32,7 +34,7 @@ type recorded struct {
 	dropped   int
 }
 
-func (r *recordingSink) write(e *logEntry) error {
+func (r *recordingSink) write(e *Entry) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.entries = append(r.entries, recorded{*e.worker, e.stream, e.priority, string(e.message), e.lineBreak, e.continued, e.dropped})
@@ -143,7 +145,7 @@ func TestForwardOutputSplitsLines(t *testing.T) {
 		{priority: 6, message: "bin\x00\xff\xfe"},
 		{priority: 6, message: "partial", lineBreak: breakEOF},
 	}
-	meta := &workerMeta{ID: 2, Pid: 1234, Generation: 3, Identifier: "app"}
+	meta := &Meta{ID: 2, Pid: 1234, Generation: 3, Identifier: "app"}
 	readers := map[string]func() io.Reader{
 		"whole":    func() io.Reader { return strings.NewReader(input) },
 		"one-byte": func() io.Reader { return iotest.OneByteReader(strings.NewReader(input)) },
@@ -152,7 +154,7 @@ func TestForwardOutputSplitsLines(t *testing.T) {
 	for name, r := range readers {
 		t.Run(name, func(t *testing.T) {
 			sink := &recordingSink{}
-			stats := forwardOutput(r(), streamStdout, meta, sink, outputLimits{lineMax: lineMax})
+			stats := forwardOutput(r(), streamStdout, meta, sink, Limits{lineMax: lineMax})
 			got := sink.all()
 			if len(got) != len(want) {
 				t.Fatalf("got %d entries, want %d: %+v", len(got), len(want), got)
@@ -174,38 +176,38 @@ func TestForwardOutputSplitsLines(t *testing.T) {
 // A stderr line without a prefix is priority 3; with one, the prefix wins.
 func TestForwardOutputStderrPriority(t *testing.T) {
 	sink := &recordingSink{}
-	forwardOutput(strings.NewReader("oops\n<6>fine\n"), streamStderr, &workerMeta{}, sink, outputLimits{})
+	forwardOutput(strings.NewReader("oops\n<6>fine\n"), streamStderr, &Meta{}, sink, Limits{})
 	got := sink.all()
 	if len(got) != 2 || got[0].priority != 3 || got[1].priority != 6 || got[1].message != "fine" {
 		t.Fatalf("got %+v", got)
 	}
 }
 
-// child is a real process whose output a workerOutput forwards.
+// child is a real process whose output a Capture forwards.
 type child struct {
 	cmd  *exec.Cmd
-	out  *workerOutput
+	out  *Capture
 	done chan struct{} // closed once the process is reaped
 	err  error         // cmd.Wait's result, once done
 }
 
 // startWithOutput starts cmd with its stdout and stderr captured by a
-// workerOutput forwarding to sink. One goroutine reaps it; when the test
+// Capture forwarding to sink. One goroutine reaps it; when the test
 // ends it is killed if still running (os.Process signals through a pidfd,
 // so never a recycled pid) and its output closed, whatever happened.
-func startWithOutput(t testing.TB, sink logSink, lim outputLimits, meta workerMeta, cmd *exec.Cmd) *child {
+func startWithOutput(t testing.TB, sink Sink, lim Limits, meta Meta, cmd *exec.Cmd) *child {
 	t.Helper()
-	out, err := newWorkerOutput()
+	out, err := NewCapture()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = out.Stdout, out.Stderr
 	if err := cmd.Start(); err != nil {
-		out.abort()
+		out.Abort()
 		t.Fatalf("start %s: %v", cmd.Path, err)
 	}
 	meta.Pid = cmd.Process.Pid
-	out.start(meta, sink, lim)
+	out.Start(meta, sink, lim)
 	c := &child{cmd: cmd, out: out, done: make(chan struct{})}
 	go func() {
 		c.err = cmd.Wait()
@@ -214,7 +216,7 @@ func startWithOutput(t testing.TB, sink logSink, lim outputLimits, meta workerMe
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-c.done
-		out.close()
+		out.Close()
 	})
 	return c
 }
@@ -250,11 +252,11 @@ func TestWorkerOutputFromRealProcess(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "err"), stderr, 0o644)
 
 	sink := &recordingSink{}
-	meta := workerMeta{ID: 1, Generation: 2, Identifier: "app"}
-	c := startWithOutput(t, sink, outputLimits{}, meta,
+	meta := Meta{ID: 1, Generation: 2, Identifier: "app"}
+	c := startWithOutput(t, sink, Limits{}, meta,
 		exec.Command("sh", "-c", `cat "$1"; cat "$2" >&2`, "sh", filepath.Join(dir, "out"), filepath.Join(dir, "err")))
 	c.wait(t)
-	if !c.out.wait(waitLimit, waitLimit) {
+	if !c.out.Wait(waitLimit, waitLimit) {
 		t.Fatal("output not forwarded to the end after the process exited")
 	}
 	for _, e := range sink.all() {
@@ -314,7 +316,7 @@ type stuckSink struct {
 	release chan struct{}
 }
 
-func (s *stuckSink) write(e *logEntry) error {
+func (s *stuckSink) write(e *Entry) error {
 	<-s.release
 	return s.recordingSink.write(e)
 }
@@ -372,8 +374,8 @@ func TestStuckSinkDoesNotBlockWorker(t *testing.T) {
 	const lines = 200000
 	report := filepath.Join(t.TempDir(), "spew.json")
 	sink := &stuckSink{release: make(chan struct{})}
-	lim := outputLimits{queueBytes: 256 << 10, stallMax: 20 * time.Millisecond}
-	c := startWithOutput(t, sink, lim, workerMeta{ID: 0},
+	lim := Limits{queueBytes: 256 << 10, stallMax: 20 * time.Millisecond}
+	c := startWithOutput(t, sink, lim, Meta{ID: 0},
 		exec.Command(testworkerBin, "-mode", "spew", "-lines", strconv.Itoa(lines), "-spew-report", report))
 	select {
 	case <-c.done:
@@ -394,7 +396,7 @@ func TestStuckSinkDoesNotBlockWorker(t *testing.T) {
 	}
 
 	close(sink.release)
-	if !c.out.wait(waitLimit, waitLimit) {
+	if !c.out.Wait(waitLimit, waitLimit) {
 		t.Fatal("output not forwarded to the end")
 	}
 	delivered, dropped := checkSpewLines(t, sink.of(streamStdout), lines)
@@ -429,7 +431,7 @@ type slowSink struct {
 	n int
 }
 
-func (s *slowSink) write(e *logEntry) error {
+func (s *slowSink) write(e *Entry) error {
 	s.n++ // one stream only: no lock needed
 	if s.n%50 == 0 {
 		time.Sleep(time.Millisecond)
@@ -445,11 +447,11 @@ func TestSlowSinkLosesNothing(t *testing.T) {
 	sink := &slowSink{}
 	// A small queue, so the sink's pace shows; a stall bound no loaded
 	// machine reaches between two entries.
-	lim := outputLimits{queueBytes: 64 << 10, stallMax: waitLimit}
-	c := startWithOutput(t, sink, lim, workerMeta{},
+	lim := Limits{queueBytes: 64 << 10, stallMax: waitLimit}
+	c := startWithOutput(t, sink, lim, Meta{},
 		exec.Command(testworkerBin, "-mode", "spew", "-lines", strconv.Itoa(lines), "-spew-report", report))
 	c.wait(t)
-	if !c.out.wait(waitLimit, waitLimit) {
+	if !c.out.Wait(waitLimit, waitLimit) {
 		t.Fatal("output not forwarded to the end")
 	}
 	_, dropped := checkSpewLines(t, sink.of(streamStdout), lines)
@@ -468,7 +470,7 @@ func TestSlowSinkLosesNothing(t *testing.T) {
 // gaps follow each other inside one line.
 func TestGapAccounting(t *testing.T) {
 	sink := &recordingSink{}
-	ls := &lineSplitter{sink: sink, lineMax: 100, entry: logEntry{worker: &workerMeta{}, stream: streamStdout}}
+	ls := &lineSplitter{sink: sink, lineMax: 100, entry: Entry{worker: &Meta{}, stream: streamStdout}}
 	feedGap := func(s string) {
 		var g outputGap
 		g.add([]byte(s))
@@ -513,11 +515,11 @@ func TestWorkerOutputHeldByGrandchild(t *testing.T) {
 	cmd := exec.Command("sh", "-c", `cat <&3 & echo "started cat"`)
 	cmd.ExtraFiles = []*os.File{release}
 	sink := &recordingSink{}
-	c := startWithOutput(t, sink, outputLimits{}, workerMeta{}, cmd)
+	c := startWithOutput(t, sink, Limits{}, Meta{}, cmd)
 	release.Close()
 	c.wait(t)
 	start := time.Now()
-	if c.out.wait(200*time.Millisecond, waitLimit) {
+	if c.out.Wait(200*time.Millisecond, waitLimit) {
 		t.Fatal("wait says forwarded to the end while the grandchild holds stdout")
 	}
 	if took := time.Since(start); took > waitLimit {
@@ -527,7 +529,7 @@ func TestWorkerOutputHeldByGrandchild(t *testing.T) {
 	// there.
 	fmt.Fprintln(hold, "from the grandchild")
 	hold.Close()
-	if !c.out.wait(waitLimit, waitLimit) {
+	if !c.out.Wait(waitLimit, waitLimit) {
 		t.Fatal("output not forwarded to the end after the grandchild exited")
 	}
 	got := sink.of(streamStdout)
@@ -538,13 +540,13 @@ func TestWorkerOutputHeldByGrandchild(t *testing.T) {
 
 func TestTextSink(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	s := newTextSink(&stdout, &stderr)
-	w := &workerMeta{ID: 2, Pid: 1234}
-	s.write(&logEntry{worker: w, stream: streamStdout, priority: 6, message: []byte("hello")})
-	s.write(&logEntry{worker: w, stream: streamStderr, priority: 3, message: []byte("bad\x00\xff\r\x1b[31mred\u009b\tü")})
-	s.write(&logEntry{worker: w, stream: streamStdout, priority: 6, message: []byte("cut"), lineBreak: breakLineMax})
-	s.write(&logEntry{worker: w, stream: streamStdout, priority: 6, message: []byte("rest"), continued: true})
-	s.write(&logEntry{worker: w, stream: streamStdout, priority: 4, message: []byte("drover: 3 lines dropped"), dropped: 3})
+	s := NewTextSink(&stdout, &stderr)
+	w := &Meta{ID: 2, Pid: 1234}
+	s.write(&Entry{worker: w, stream: streamStdout, priority: 6, message: []byte("hello")})
+	s.write(&Entry{worker: w, stream: streamStderr, priority: 3, message: []byte("bad\x00\xff\r\x1b[31mred\u009b\tü")})
+	s.write(&Entry{worker: w, stream: streamStdout, priority: 6, message: []byte("cut"), lineBreak: breakLineMax})
+	s.write(&Entry{worker: w, stream: streamStdout, priority: 6, message: []byte("rest"), continued: true})
+	s.write(&Entry{worker: w, stream: streamStdout, priority: 4, message: []byte("drover: 3 lines dropped"), dropped: 3})
 	if got, want := stdout.String(), "[w2 1234] hello\n[w2 1234] cut\n[w2 1234]+ rest\n"; got != want {
 		t.Errorf("stdout:\n%q\nwant\n%q", got, want)
 	}
@@ -553,9 +555,9 @@ func TestTextSink(t *testing.T) {
 	}
 
 	var journal bytes.Buffer
-	s = newTextSink(&journal, &journal)
+	s = NewTextSink(&journal, &journal)
 	s.levelPrefix = true
-	s.write(&logEntry{worker: w, stream: streamStderr, priority: 3, message: []byte("x")})
+	s.write(&Entry{worker: w, stream: streamStderr, priority: 3, message: []byte("x")})
 	if got := journal.String(); got != "<3>[w2 1234] x\n" {
 		t.Errorf("with level prefix: %q", got)
 	}
@@ -568,7 +570,7 @@ func TestTextSinkDoesNotInterleave(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	s := newTextSink(w, w)
+	s := NewTextSink(w, w)
 	const workers, lines = 8, 200
 	long := strings.Repeat("z", 5000) // over PIPE_BUF: the kernel alone would not keep it whole
 	var wg sync.WaitGroup
@@ -576,9 +578,9 @@ func TestTextSinkDoesNotInterleave(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			meta := &workerMeta{ID: id, Pid: 1000 + id}
+			meta := &Meta{ID: id, Pid: 1000 + id}
 			for i := range lines {
-				s.write(&logEntry{worker: meta, stream: streamStdout, message: fmt.Appendf(nil, "%d %s", i, long)})
+				s.write(&Entry{worker: meta, stream: streamStdout, message: fmt.Appendf(nil, "%d %s", i, long)})
 			}
 		}()
 	}
@@ -605,3 +607,14 @@ func TestTextSinkDoesNotInterleave(t *testing.T) {
 		next[key]++
 	}
 }
+
+// testworkerBin is testdata/testworker, built once by TestMain.
+var testworkerBin string
+
+func TestMain(m *testing.M) {
+	testbin.Main(m, map[*string]string{&testworkerBin: testbin.Testworker})
+}
+
+// waitLimit bounds every wait in these tests; it is a hang guard, not a
+// timing assertion.
+const waitLimit = 30 * time.Second

@@ -1,4 +1,4 @@
-package supervisor
+package output
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 )
 
-// textSink writes worker output as text: worker stdout to one writer,
+// TextSink writes worker output as text: worker stdout to one writer,
 // worker stderr (and drop notices) to the other, one line per entry,
 // prefixed "[w<id> <pid>] " ("[w<id> <pid>]+ " for the second and later
 // pieces of a line cut at the line limit).
@@ -17,7 +17,7 @@ import (
 // workers never interleave mid-line. An *os.File also holds a lock for a
 // whole Write, so drover's own log, written to the same file one Write per
 // entry by logrus, does not cut into them either.
-type textSink struct {
+type TextSink struct {
 	stdout, stderr io.Writer
 	// levelPrefix starts each line with its syslog prefix <N>: for a writer
 	// that is a journald stream (SyslogLevelPrefix= is on by default), which
@@ -28,14 +28,13 @@ type textSink struct {
 	buf []byte
 }
 
-func newTextSink(stdout, stderr io.Writer) *textSink {
-	return &textSink{stdout: stdout, stderr: stderr}
+// NewTextSink writes worker stdout to stdout, worker stderr and drop
+// notices to stderr.
+func NewTextSink(stdout, stderr io.Writer) *TextSink {
+	return &TextSink{stdout: stdout, stderr: stderr}
 }
 
-// maxKeptBuf: a buffer grown by a long line is not kept for the next one.
-const maxKeptBuf = 64 << 10
-
-func (t *textSink) write(e *logEntry) error {
+func (t *TextSink) write(e *Entry) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	b := t.buf[:0]
@@ -51,7 +50,7 @@ func (t *textSink) write(e *logEntry) error {
 		b = append(b, '+')
 	}
 	b = append(b, ' ')
-	b = appendEscaped(b, e.message)
+	b = AppendEscaped(b, e.message)
 	b = append(b, '\n')
 	w := t.stdout
 	if e.stream == streamStderr || e.dropped > 0 {
@@ -69,12 +68,12 @@ func (t *textSink) write(e *logEntry) error {
 
 const hexDigits = "0123456789abcdef"
 
-// appendEscaped appends msg made safe for a terminal or a text log:
+// AppendEscaped appends msg made safe for a terminal or a text log:
 // printable text as it is, tab and ESC kept (so that a worker's colours
 // still work in dev mode), other control characters and bytes that are not
 // UTF-8 as \xNN, C1 control characters as \u00NN. It is for reading, not
 // reversible: a backslash is not escaped.
-func appendEscaped(dst, msg []byte) []byte {
+func AppendEscaped(dst, msg []byte) []byte {
 	for i := 0; i < len(msg); {
 		c := msg[i]
 		if c < utf8.RuneSelf {
@@ -99,8 +98,3 @@ func appendEscaped(dst, msg []byte) []byte {
 	}
 	return dst
 }
-
-// nullSink discards everything: for measuring the forwarder alone.
-type nullSink struct{}
-
-func (nullSink) write(*logEntry) error { return nil }

@@ -1,0 +1,79 @@
+package supervisor
+
+import (
+	"context"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+)
+
+// env is everything the event loop does to the world outside it: start a
+// worker process, watch it become ready, signal it. Run uses realEnv; the
+// lifecycle tests drive the loop with fake processes whose ready and exit
+// events the test fires (env_test.go), so they are ordered by the test,
+// not by timers and the machine's speed.
+type env interface {
+	// launch starts a worker process of gen for slot; exited is called
+	// once, from another goroutine, when the process is gone and its last
+	// output forwarded.
+	launch(slot int, gen *generation, exited func(exit)) (pid int, err error)
+	// watchReady calls ready once, from another goroutine, when the
+	// starting worker pid waits for connections on every socket (--ready
+	// listen); it gives up when ctx ends.
+	watchReady(ctx context.Context, pid int, log logrus.FieldLogger, ready func())
+	// signal sends sig to the worker process alone.
+	signal(pid int, sig syscall.Signal) error
+	// killTree sends SIGKILL to the worker and everything it started.
+	killTree(pid int)
+}
+
+// exit is how a worker process ended: status (failExit or failSignal),
+// and execErr when the trampoline could not exec the command.
+type exit struct {
+	status  failure
+	execErr string
+}
+
+// realEnv runs real processes: through the trampoline, readiness read from
+// /proc.
+type realEnv struct{ s *Supervisor }
+
+func (e realEnv) launch(slot int, gen *generation, exited func(exit)) (int, error) {
+	proc, err := e.s.launch(slot, gen)
+	if err != nil {
+		return 0, err
+	}
+	s := e.s
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		exited(proc.wait())
+		// Output a worker's child still writes is forwarded until drover
+		// ends.
+		select {
+		case <-proc.out.Done():
+		case <-s.done:
+			proc.out.Close()
+		}
+	}()
+	return proc.pid, nil
+}
+
+func (e realEnv) watchReady(ctx context.Context, pid int, log logrus.FieldLogger, ready func()) {
+	e.s.wg.Add(1)
+	go func() {
+		defer e.s.wg.Done()
+		probeListening(ctx, pid, e.s.inodes(), log, ready)
+	}()
+}
+
+func (realEnv) signal(pid int, sig syscall.Signal) error { return unix.Kill(pid, sig) }
+
+// killTree kills the worker's process group, so that whatever the worker
+// forked goes too (under systemd, KillMode=mixed would catch it; in dev
+// mode nothing else would).
+func (realEnv) killTree(pid int) {
+	unix.Kill(-pid, unix.SIGKILL)
+	unix.Kill(pid, unix.SIGKILL)
+}

@@ -1,0 +1,60 @@
+package supervisor
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// failureKind is why a worker failed: what decides the ERRNO= systemd sees
+// with a failed reload, and, as the issues that follow need, whether a
+// failure counts toward a crash loop.
+type failureKind int
+
+const (
+	// failSpawn: drover could not start the process (pipes, fork).
+	failSpawn failureKind = iota + 1
+	// failExec: the trampoline could not exec the command.
+	failExec
+	// failExit: the worker exited by itself with a status.
+	failExit
+	// failSignal: the worker was killed by a signal drover did not send.
+	failSignal
+	// failNotReady: not ready within --ready-timeout; drover killed it.
+	failNotReady
+	// failRollback: a rollback could not restore the slot's worker.
+	failRollback
+)
+
+// failure is one worker failure: its kind and the words the log, STATUS=
+// and the reload's error use.
+type failure struct {
+	kind   failureKind
+	detail string
+}
+
+func (f failure) String() string { return f.detail }
+
+// errno is the ERRNO= systemd shows with a reload that failed this way.
+func (f failure) errno() unix.Errno {
+	switch f.kind {
+	case failExec:
+		return unix.ENOEXEC
+	case failNotReady:
+		return unix.ETIMEDOUT
+	}
+	return unix.ECHILD
+}
+
+// exitFailure describes how a process ended by itself.
+func exitFailure(ps *os.ProcessState) failure {
+	if ps == nil {
+		return failure{failExit, "unknown"}
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return failure{failSignal, "killed by " + unix.SignalName(ws.Signal())}
+	}
+	return failure{failExit, fmt.Sprintf("exit status %d", ps.ExitCode())}
+}

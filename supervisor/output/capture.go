@@ -1,0 +1,128 @@
+package output
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+)
+
+// Capture captures one worker's stdout and stderr through two pipes
+// and forwards them to a Sink. Use: NewCapture before starting the
+// process, Stdout and Stderr as its fds 1 and 2, start once it runs (or
+// abort if it did not start), wait after it exited, close when drover is
+// done with it.
+type Capture struct {
+	// Stdout and Stderr are the write ends, for exec.Cmd; start and abort
+	// close drover's copies.
+	Stdout, Stderr *os.File
+	readers        [2]*os.File
+	started        bool
+	eof            [2]chan struct{} // closed when a stream hit EOF or an error
+	done           chan struct{}    // closed when both streams are forwarded
+	stats          [2]forwardStats  // valid once done is closed
+}
+
+func NewCapture() (*Capture, error) {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("worker stdout pipe: %w", err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, fmt.Errorf("worker stderr pipe: %w", err)
+	}
+	return &Capture{
+		Stdout: outW, Stderr: errW, readers: [2]*os.File{outR, errR},
+		eof:  [2]chan struct{}{make(chan struct{}), make(chan struct{})},
+		done: make(chan struct{}),
+	}, nil
+}
+
+// Start forwards the output of the started worker meta describes. It
+// closes drover's copies of the write ends first: EOF comes only when
+// every holder of a write end has closed it.
+func (o *Capture) Start(meta Meta, sink Sink, lim Limits) {
+	o.Stdout.Close()
+	o.Stderr.Close()
+	o.started = true
+	var wg sync.WaitGroup
+	for i, stream := range [2]outputStream{streamStdout, streamStderr} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &eofReader{r: o.readers[i], eof: o.eof[i]}
+			o.stats[i] = forwardOutput(r, stream, &meta, sink, lim)
+			o.readers[i].Close()
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(o.done)
+	}()
+}
+
+// Done is closed once both streams are forwarded to their end.
+func (o *Capture) Done() <-chan struct{} { return o.done }
+
+// Abort closes everything of a worker that did not start.
+func (o *Capture) Abort() {
+	o.Stdout.Close()
+	o.Stderr.Close()
+	o.readers[0].Close()
+	o.readers[1].Close()
+}
+
+// Wait waits, after the worker exited, until its output is forwarded to
+// the end, so that its last lines are logged before its exit. EOF comes at
+// once when the worker was the only holder of the pipes; eofWithin bounds
+// the wait for it, for when a process the worker started still holds them
+// (forwarding then goes on, and close ends it). flushWithin bounds the
+// sink's time to take what was queued. It reports whether all was
+// forwarded.
+func (o *Capture) Wait(eofWithin, flushWithin time.Duration) bool {
+	timer := time.NewTimer(eofWithin)
+	defer timer.Stop()
+	for _, c := range o.eof {
+		select {
+		case <-c:
+		case <-timer.C:
+			return false
+		}
+	}
+	timer.Reset(flushWithin)
+	select {
+	case <-o.done:
+		return true
+	case <-timer.C:
+		return false
+	}
+}
+
+// Close stops forwarding, whoever still holds the pipes, and waits until
+// the forwarders have handed what they read to the sink.
+func (o *Capture) Close() {
+	o.readers[0].Close()
+	o.readers[1].Close()
+	if o.started {
+		<-o.done
+	}
+}
+
+// eofReader closes eof when reading r fails, EOF included.
+type eofReader struct {
+	r    io.Reader
+	eof  chan struct{}
+	once sync.Once
+}
+
+func (e *eofReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil {
+		e.once.Do(func() { close(e.eof) })
+	}
+	return n, err
+}
