@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 )
 
 // The packages tests build, by import path.
@@ -41,13 +40,9 @@ func Main(m interface{ Run() int }, pkgs map[*string]string) {
 }
 
 func build(dir string, pkgs map[*string]string) error {
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goTool); err != nil {
-		goTool = "go"
-	}
 	for out, pkg := range pkgs {
 		*out = filepath.Join(dir, filepath.Base(pkg))
-		cmd := exec.Command(goTool, "build", "-o", *out, pkg)
+		cmd := exec.Command("go", "build", "-o", *out, pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("build %s: %w\n%s", pkg, err, b)
