@@ -128,6 +128,13 @@ func testConfig(t *testing.T, n int, mode string, extra ...string) (Config, stri
 
 func start(t *testing.T, cfg Config, reports string) *harness {
 	t.Helper()
+	return startWith(t, cfg, reports, nil)
+}
+
+// startWith runs the supervisor with e in place of real processes (nil:
+// real ones).
+func startWith(t *testing.T, cfg Config, reports string, e env) *harness {
+	t.Helper()
 	logger, hook := logtest.NewNullLogger()
 	logger.SetLevel(logrus.DebugLevel)
 	cfg.Log = logger
@@ -138,6 +145,9 @@ func start(t *testing.T, cfg Config, reports string) *harness {
 		t.Fatalf("New: %v", err)
 	}
 	h.sup = sup
+	if e != nil {
+		sup.env = e
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go func() { h.done <- sup.Run(ctx) }()
