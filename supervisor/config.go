@@ -37,9 +37,9 @@ type Config struct {
 	// SIGKILL.
 	StopSignal  syscall.Signal
 	StopTimeout time.Duration
-	// BackoffMin and BackoffMax bound the delay before a failed slot is
-	// restarted; the delay doubles with each consecutive failure and resets
-	// once a worker has stayed up for MinUptime.
+	// A worker that fails after being ready for MinUptime is restarted at
+	// once. Quicker failures are consecutive: the slot waits BackoffMin
+	// before its restart, doubling with each, up to BackoffMax.
 	BackoffMin time.Duration
 	BackoffMax time.Duration
 	MinUptime  time.Duration
@@ -97,7 +97,7 @@ func (c Config) withDefaults() Config {
 	setDuration(&c.StopTimeout, 30*time.Second)
 	setDuration(&c.BackoffMin, 100*time.Millisecond)
 	setDuration(&c.BackoffMax, 15*time.Second)
-	setDuration(&c.MinUptime, 5*time.Second)
+	setDuration(&c.MinUptime, time.Second)
 	setDuration(&c.FailureWindow, time.Minute)
 	if c.ReloadBatch == (Batch{}) {
 		c.ReloadBatch = Batch{Count: 1}

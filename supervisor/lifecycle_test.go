@@ -153,3 +153,28 @@ func TestIllegalMovesAreReported(t *testing.T) {
 		t.Errorf("reports %q, want one per illegal move", bugs)
 	}
 }
+
+// A worker that was healthy (ready for --min-uptime) is refilled at once;
+// a quick failure waits the backoff.
+func TestRestartAtOnceAfterHealthyRun(t *testing.T) {
+	for _, tc := range []struct {
+		minUptime time.Duration
+		in        string
+	}{{time.Nanosecond, "0s"}, {time.Hour, "100ms"}} {
+		cfg, reports := testConfig(t, 1, "report")
+		cfg.MinUptime = tc.minUptime
+		f := newFakeEnv()
+		h := startWith(t, cfg, reports, f)
+		f.proc(t, 0, 1, 1).ready(t)
+		h.sd.waitFor(t, "READY=1")
+		f.proc(t, 0, 1, 1).crash(1)
+		f.proc(t, 0, 1, 2).ready(t)
+		h.sd.waitFor(t, "STATUS=1/1 workers ready · generation 1 · 1 restarts")
+		if !h.logged("restarting worker", logrus.Fields{"in": tc.in}) {
+			t.Errorf("min-uptime %v: no restart in %s", tc.minUptime, tc.in)
+		}
+		if err := h.stop(t); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

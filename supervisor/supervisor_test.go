@@ -292,6 +292,7 @@ func TestKilledWorkerIsRestartedInItsSlot(t *testing.T) {
 func TestCrashLoopBacksOffThenStops(t *testing.T) {
 	cfg, reports := testConfig(t, 1, "report", "-exit-after", "1s")
 	cfg.BackoffMin = 50 * time.Millisecond
+	cfg.MinUptime = time.Hour // every failure is a quick one
 	cfg.MaxFailures = 4
 	h := start(t, cfg, reports)
 	h.sd.waitFor(t, "READY=1")

@@ -183,11 +183,16 @@ func (s *Supervisor) workerFailed(w *worker, why failure) {
 	s.scheduleRestart(sl, w)
 }
 
-// scheduleRestart restarts sl after a backoff that doubles with each
-// consecutive failure and resets once a worker stayed up MinUptime.
+// scheduleRestart refills sl: at once when the failed worker had been up
+// MinUptime (capacity is down, and a crash after a long healthy run is no
+// reason to wait, as PM2 does it), otherwise after a backoff that doubles
+// with each consecutive quick failure.
 func (s *Supervisor) scheduleRestart(sl *slot, failed *worker) {
 	if !failed.readyAt.IsZero() && time.Since(failed.readyAt) >= s.cfg.MinUptime {
 		sl.consecutive = 0
+		s.log.WithFields(logrus.Fields{"worker": sl.id, "in": time.Duration(0), "failures": len(sl.failures)}).Info("restarting worker")
+		s.handleRestartDue(sl)
+		return
 	}
 	sl.consecutive++
 	delay := s.cfg.BackoffMin << min(sl.consecutive-1, 30)
