@@ -157,7 +157,11 @@ func TestWaitEmptyFake(t *testing.T) {
 		t.Fatalf("WaitEmpty returned %v while populated", err)
 	case <-time.After(20 * time.Millisecond):
 	}
-	write(t, w.file("cgroup.events"), "populated 0\nfrozen 0\n")
+	// In place, in one write, as the kernel changes it: a truncation
+	// would wake WaitEmpty on an empty file, which cgroupfs never shows.
+	if err := writeFile(w.file("cgroup.events"), "populated 0\nfrozen 0\n"); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case err := <-done:
 		if err != nil {

@@ -92,9 +92,16 @@ func (w *Worker) Populated() (bool, error) {
 }
 
 // Remove deletes the cgroup (and any empty sub-cgroup below it) and closes
-// FD. It fails with EBUSY while processes are left: Kill and WaitEmpty
-// first. Removing a cgroup that is already gone is no error.
+// FD. It fails at once with ErrPopulated while processes are left: Kill and
+// WaitEmpty first. Removing a cgroup that is already gone is no error.
 func (w *Worker) Remove() error {
+	busy, err := populated(w.dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove cgroup %s: %w", w.dir, err)
+	}
+	if busy {
+		return fmt.Errorf("remove cgroup %s: %w", w.dir, ErrPopulated)
+	}
 	if err := removeDir(w.dir, removeTimeout); err != nil {
 		return err
 	}
