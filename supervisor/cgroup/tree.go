@@ -59,7 +59,7 @@ func Open(log logrus.FieldLogger) (*Tree, error) {
 // supervisor leaf, moves every process found in dir into it, and enables in
 // dir's cgroup.subtree_control each controller that dir's
 // cgroup.controllers offers, keeping those the kernel accepts. Tests, and a
-// caller that knows its cgroup, use it directly.
+// caller that knows its cgroup, use it directly. log must not be nil.
 func OpenAt(log logrus.FieldLogger, dir string) (*Tree, error) {
 	if _, err := os.Stat(filepath.Join(dir, "cgroup.events")); err != nil {
 		// The root cgroup has no cgroup.events; neither has a non-cgroup2

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,7 +46,8 @@ func (w *Worker) Path() string { return w.dir }
 // syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: w.FD()}, which starts a
 // process inside the cgroup (clone3 with CLONE_INTO_CGROUP, Linux 5.7+). It
 // stays valid until Remove succeeds or the tree is closed; -1 after that.
-// Where clone3 is missing, os/exec's Start fails: start without it and Add.
+// Where the kernel lacks clone3 or CLONE_INTO_CGROUP, os/exec's Start fails
+// (Go does not fall back): start without it and Add.
 func (w *Worker) FD() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -117,7 +119,7 @@ func (w *Worker) MemoryCurrent() (bytes int64, ok bool) {
 	if err != nil {
 		return 0, false
 	}
-	n, err := strconv.ParseInt(string(trimNL(data)), 10, 64)
+	n, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
 	if err != nil {
 		return 0, false
 	}
@@ -137,11 +139,4 @@ func (w *Worker) CPUUsage() (time.Duration, bool) {
 		return 0, false
 	}
 	return time.Duration(usec) * time.Microsecond, true
-}
-
-func trimNL(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
