@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/droverd/drover/supervisor/output"
+	"github.com/droverd/drover/supervisor/proctree"
 )
 
 // strippedEnv lists what belongs to drover and must not leak into workers:
@@ -163,6 +165,10 @@ func (s *Supervisor) workerEnv(id, generation int) []string {
 func (p *process) wait() exit {
 	msg, _ := io.ReadAll(p.execStatus)
 	p.execStatus.Close()
+	// Cmd.Wait alone would hold an OS thread in waitid for as long as the
+	// worker lives; WaitExit parks in the runtime poller on a pidfd, and
+	// Cmd.Wait then reaps a zombie at once. On error, Cmd.Wait waits.
+	proctree.WaitExit(context.Background(), p.pid)
 	p.cmd.Wait()
 	p.out.Wait(200*time.Millisecond, 5*time.Second)
 	return exit{status: exitFailure(p.cmd.ProcessState), execErr: string(msg)}

@@ -19,6 +19,7 @@ import (
 	"github.com/droverd/drover/supervisor/cpus"
 	"github.com/droverd/drover/supervisor/notify"
 	"github.com/droverd/drover/supervisor/output"
+	"github.com/droverd/drover/supervisor/proctree"
 	"github.com/droverd/drover/supervisor/sockets"
 )
 
@@ -60,6 +61,8 @@ type Supervisor struct {
 	// reloadFailure says why the last reload failed, until one succeeds.
 	reloadFailure string
 	exitErr       error
+	// subreaper: orphans of workers come back to drover (contain.go).
+	subreaper bool
 }
 
 // slot is one of the N worker positions. It keeps its id (DROVER_WORKER_ID)
@@ -247,13 +250,18 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	s.spawner = newSpawner()
 	defer s.cleanup()
 
-	signals := make(chan os.Signal, 4)
-	watched := []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP}
+	signals := make(chan os.Signal, 16)
+	watched := []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGCHLD}
 	if s.cfg.TestHooks == "stall-on-sigusr2" {
 		watched = append(watched, syscall.SIGUSR2)
 	}
 	signal.Notify(signals, watched...)
 	defer signal.Stop(signals)
+	if err := proctree.BecomeSubreaper(); err != nil {
+		s.log.WithError(err).Warn("processes a worker starts may outlive it")
+	} else {
+		s.subreaper = true
+	}
 
 	s.wg.Add(1)
 	go s.readWorkerNotify()
@@ -275,6 +283,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		return err
 	}
 	s.loop(ctx, signals)
+	s.killAllOrphans()
 	if s.exitErr != nil {
 		s.logNotify(s.systemd.Final("failed: " + s.exitErr.Error()))
 		s.log.WithError(s.exitErr).Error("drover stopped")
@@ -443,6 +452,8 @@ func (s *Supervisor) handleSignal(sig os.Signal) {
 		s.stop(nil, "received "+unix.SignalName(sig.(syscall.Signal)))
 	case syscall.SIGHUP:
 		s.requestReload(nil, "received SIGHUP")
+	case syscall.SIGCHLD:
+		s.reapOrphans()
 	case syscall.SIGUSR2:
 		s.log.Warn("test hook stall-on-sigusr2: blocking the event loop forever")
 		select {}

@@ -125,6 +125,7 @@ func (s *Supervisor) handleExit(w *worker, e exit) {
 	}
 	w.endWatching()
 	delete(s.byPid, w.pid)
+	s.killLeftovers(w)
 	sl := w.slot
 	if sl.worker == w {
 		sl.worker = nil
