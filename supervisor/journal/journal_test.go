@@ -1,14 +1,12 @@
 package journal
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,7 +18,7 @@ import (
 
 func TestJournalHook(t *testing.T) {
 	fake := journaltest.NewFake(t).Read()
-	var fallback lockedBuffer
+	var fallback journaltest.Buffer
 	hook := newHook(fake.Path, &fallback)
 	defer hook.Close()
 	log := logrus.New()
@@ -76,7 +74,7 @@ func TestJournalHook(t *testing.T) {
 }
 
 func TestJournalHookFallsBack(t *testing.T) {
-	var fallback lockedBuffer
+	var fallback journaltest.Buffer
 	hook := newHook(filepath.Join(t.TempDir(), "no-journald"), &fallback)
 	log := logrus.New()
 	log.SetOutput(io.Discard)
@@ -149,21 +147,4 @@ func fieldNames(f journaltest.Fields) []string {
 		names = append(names, k)
 	}
 	return names
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

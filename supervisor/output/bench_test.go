@@ -98,7 +98,7 @@ func BenchmarkWorkerOutput(b *testing.B) {
 type failOnFallback struct {
 	b        *testing.B
 	s        *JournalSink
-	fallback *lockedBuffer
+	fallback *journaltest.Buffer
 }
 
 func (f failOnFallback) write(e *Entry) error {

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,34 +20,11 @@ import (
 // testJournalSink is a JournalSink for path, its fallback text in a buffer
 // and its own log in a test hook. Its send timeout is a hang guard: only
 // the tests of slowness shorten it.
-func testJournalSink(path string) (*JournalSink, *lockedBuffer, *logtest.Hook) {
+func testJournalSink(path string) (*JournalSink, *journaltest.Buffer, *logtest.Hook) {
 	logger, hook := logtest.NewNullLogger()
-	var fallback lockedBuffer
+	var fallback journaltest.Buffer
 	s := newJournalSink(logger, &fallback, journal.NewLink(path, waitLimit, journal.RetryAfter))
 	return s, &fallback, hook
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Len()
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestJournalSinkFields(t *testing.T) {
