@@ -6,7 +6,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 # ./... skips testdata/, so its packages are named.
-TESTDATA_PKGS := ./testdata/example-worker ./testdata/testworker ./testdata/lab
+TESTDATA_PKGS := ./testdata/example-worker ./testdata/testworker ./testdata/lab ./testdata/crashbench
 # Static binaries: the lab installs them into Debian roots of other releases.
 export CGO_ENABLED := 0
 
