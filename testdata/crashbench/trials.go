@@ -106,11 +106,14 @@ func printTrials(targets []target, crashes map[target][]crash) {
 	}
 }
 
-// printBreakdown splits each crash into steps from the target's events:
-// the exit reaped, the replacement forked (and past the trampoline's own
-// exec), its first answer and, for drover, when drover saw it ready.
-func printBreakdown(targets []target, crashes map[target][]crash) {
-	steps := []string{
+// steps is one crash split by the target's events. A step the target
+// does not report (direct has no backoff and no readiness) is -1.
+type steps [6]time.Duration
+
+var stepNames = steps{}.names()
+
+func (steps) names() []string {
+	return []string{
 		"kill → exit reaped (\"worker failed\")",
 		"exit reaped → new process started",
 		"  of which drover's backoff (\"restarting worker\" in=)",
@@ -118,26 +121,53 @@ func printBreakdown(targets []target, crashes map[target][]crash) {
 		"new process started → drover saw it ready (took=)",
 		"kill → first answer",
 	}
+}
+
+// split finds c's events: the exit reaped, the replacement forked (and past
+// the trampoline's own exec), and for drover the backoff it asked for and
+// when it saw the replacement ready.
+func split(t target, c crash) (steps, bool) {
+	tl := t.events()
+	exit, ok1 := tl.first(c.at, func(e event) bool { return e.what == "worker failed" && e.pid == c.victim })
+	started, ok2 := tl.first(c.at, func(e event) bool { return e.what == "worker started" && e.pid == c.newPid })
+	if !ok1 || !ok2 {
+		return steps{}, false
+	}
+	s := steps{exit.at.Sub(c.at), started.at.Sub(exit.at), -1, c.at.Add(c.took).Sub(started.at), -1, c.took}
+	if r, ok := tl.first(exit.at, func(e event) bool { return e.what == "restarting worker" }); ok {
+		s[2] = r.in
+	}
+	if r, ok := tl.first(c.at, func(e event) bool { return e.what == "worker ready" && e.pid == c.newPid }); ok {
+		s[4] = r.took
+	}
+	return s, true
+}
+
+func (s steps) String() string {
+	f := func(d time.Duration) string {
+		if d < 0 {
+			return "-"
+		}
+		return ms(d)
+	}
+	return fmt.Sprintf("reaped +%s, started +%s (backoff %s), answered +%s, ready took %s", f(s[0]), f(s[1]), f(s[2]), f(s[3]), f(s[4]))
+}
+
+// printBreakdown prints the median of each step over a target's crashes.
+func printBreakdown(targets []target, crashes map[target][]crash) {
 	cols := make([][]string, len(targets))
 	for i, t := range targets {
-		var per [6][]time.Duration
+		per := make([][]time.Duration, len(stepNames))
 		for _, c := range crashes[t] {
-			tl := t.events()
-			exit, ok1 := tl.first(c.at, func(e event) bool { return e.what == "worker failed" && e.pid == c.victim })
-			started, ok2 := tl.first(c.at, func(e event) bool { return e.what == "worker started" && e.pid == c.newPid })
-			if !ok1 || !ok2 {
+			s, ok := split(t, c)
+			if !ok {
 				continue
 			}
-			per[0] = append(per[0], exit.at.Sub(c.at))
-			per[1] = append(per[1], started.at.Sub(exit.at))
-			if r, ok := tl.first(exit.at, func(e event) bool { return e.what == "restarting worker" }); ok {
-				per[2] = append(per[2], r.in)
+			for j, d := range s {
+				if d >= 0 {
+					per[j] = append(per[j], d)
+				}
 			}
-			per[3] = append(per[3], c.at.Add(c.took).Sub(started.at))
-			if r, ok := tl.first(c.at, func(e event) bool { return e.what == "worker ready" && e.pid == c.newPid }); ok {
-				per[4] = append(per[4], r.took)
-			}
-			per[5] = append(per[5], c.took)
 		}
 		for _, p := range per {
 			cols[i] = append(cols[i], medianOrDash(p))
@@ -150,7 +180,7 @@ func printBreakdown(targets []target, crashes map[target][]crash) {
 		fmt.Fprint(tw, "\t", t.name())
 	}
 	fmt.Fprintln(tw)
-	for s, name := range steps {
+	for s, name := range stepNames {
 		fmt.Fprint(tw, name)
 		for i := range targets {
 			fmt.Fprint(tw, "\t", cols[i][s])
@@ -158,6 +188,17 @@ func printBreakdown(targets []target, crashes map[target][]crash) {
 		fmt.Fprintln(tw)
 	}
 	tw.Flush()
+	fmt.Println("\nper trial (ms; each step from the end of the one before):")
+	for i := range crashes[targets[0]] {
+		for _, t := range targets {
+			if i >= len(crashes[t]) {
+				continue
+			}
+			if s, ok := split(t, crashes[t][i]); ok {
+				fmt.Printf("  %d %s: %s\n", i+1, t.name(), s)
+			}
+		}
+	}
 }
 
 func median(ds []time.Duration) time.Duration {
