@@ -19,6 +19,10 @@ type target interface {
 	// workers are the live worker pids (not zombies), or an error once the
 	// target cannot serve any more.
 	workers() ([]procStat, error)
+	// ready is whether the supervisor itself counts pid as ready: killing
+	// a worker drover has not seen ready fails its start, or does not
+	// reset the slot's backoff.
+	ready(pid int) bool
 	// events is what the target reported, stamped when the bench saw it.
 	events() *timeline
 	close()
@@ -103,6 +107,7 @@ func startDirect(o *options, sp *spawner) (*direct, error) {
 func (d *direct) name() string      { return "direct" }
 func (d *direct) addr() string      { return d.where }
 func (d *direct) events() *timeline { return &d.tl }
+func (d *direct) ready(int) bool    { return true } // it counts a worker as nothing but a pid
 func (d *direct) broken(err error)  { d.mu.Lock(); d.err = errors.Join(d.err, err); d.mu.Unlock() }
 func (d *direct) isStopping() bool  { d.mu.Lock(); defer d.mu.Unlock(); return d.stopping }
 func (d *direct) forget(pid int)    { d.mu.Lock(); delete(d.procs, pid); d.mu.Unlock() }

@@ -30,6 +30,8 @@ type droverTarget struct {
 	mu   sync.Mutex
 	tail []string         // drover's last lines, for errors
 	seen map[int]procStat // every worker seen, for teardown
+	// readyAt holds the pids drover logged "worker ready" for.
+	readyAt map[int]bool
 }
 
 func startDrover(o *options, sp *spawner, flags []string) (_ *droverTarget, err error) {
@@ -41,7 +43,8 @@ func startDrover(o *options, sp *spawner, flags []string) (_ *droverTarget, err 
 	if err != nil {
 		return nil, err
 	}
-	d := &droverTarget{where: addr, sock: sock, exited: make(chan struct{}), readDone: make(chan struct{}), seen: map[int]procStat{}}
+	d := &droverTarget{where: addr, sock: sock, exited: make(chan struct{}), readDone: make(chan struct{}),
+		seen: map[int]procStat{}, readyAt: map[int]bool{}}
 	defer func() {
 		if err != nil {
 			d.close()
@@ -83,6 +86,12 @@ func (d *droverTarget) name() string      { return "drover" }
 func (d *droverTarget) addr() string      { return d.where }
 func (d *droverTarget) events() *timeline { return &d.tl }
 
+func (d *droverTarget) ready(pid int) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.readyAt[pid]
+}
+
 // read stamps drover's log lines as they arrive; the other lines (worker
 // output, "[w0 123] ...") only go to the tail and the log file.
 func (d *droverTarget) read(r *os.File) {
@@ -106,6 +115,9 @@ func (d *droverTarget) read(r *os.File) {
 			d.logFile.Write(append(line, '\n'))
 		}
 		d.mu.Lock()
+		if rec.Msg == "worker ready" {
+			d.readyAt[rec.Pid] = true
+		}
 		d.tail = append(d.tail, string(line))
 		if len(d.tail) > 20 {
 			d.tail = d.tail[1:]

@@ -82,9 +82,10 @@ func answerPid(resp []byte) (int, error) {
 	return 0, errNoPid
 }
 
-// waitServing returns the target's workers once there are want of them
-// and each has answered at least once; answered carries over between
-// calls, so a settled target costs one look at /proc.
+// waitServing returns the target's workers once there are want of them,
+// each has answered at least once and the target counts each as ready;
+// answered carries over between calls, so a settled target costs one look
+// at /proc.
 func waitServing(ctx context.Context, t target, want int, answered map[int]bool, within time.Duration) ([]procStat, error) {
 	deadline := time.Now().Add(within)
 	for {
@@ -92,15 +93,25 @@ func waitServing(ctx context.Context, t target, want int, answered map[int]bool,
 		if err != nil {
 			return nil, err
 		}
-		all := len(pids) == want
+		all, unanswered := len(pids) == want, false
 		for _, p := range pids {
-			all = all && answered[p.pid]
+			all = all && answered[p.pid] && t.ready(p.pid)
+			unanswered = unanswered || !answered[p.pid]
 		}
 		if all {
 			return pids, nil
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%s: not every worker answered within %v (workers %v, answered %v)", t.name(), within, pids, answered)
+			return nil, fmt.Errorf("%s: not every worker answered and was ready within %v (workers %v, answered %v)", t.name(), within, pids, answered)
+		}
+		if !unanswered {
+			// Only the supervisor's own readiness is missing.
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Millisecond):
+			}
+			continue
 		}
 		// A few at once: one idle worker would win most single
 		// connections.
