@@ -105,11 +105,17 @@ func waitServing(ctx context.Context, t target, want int, answered map[int]bool,
 			return nil, fmt.Errorf("%s: not every worker answered and was ready within %v (workers %v, answered %v)", t.name(), within, pids, answered)
 		}
 		if !unanswered {
-			// Only the supervisor's own readiness is missing.
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(time.Millisecond):
+			// Only the supervisor's own readiness is missing: wait for its
+			// log without reading /proc, which costs CPU a starting worker
+			// could use.
+			for _, p := range pids {
+				for !t.ready(p.pid) && time.Now().Before(deadline) {
+					select {
+					case <-ctx.Done():
+						return nil, ctx.Err()
+					case <-time.After(time.Millisecond):
+					}
+				}
 			}
 			continue
 		}
