@@ -1,17 +1,28 @@
 package supervisor
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/droverd/drover/supervisor/cgroup"
 	"github.com/droverd/drover/supervisor/proctree"
 )
 
 // A worker is its whole process tree: nothing it started may outlive it,
 // or it would keep the shared listening sockets (fds 3..) and answer
-// connections meant for live workers. drover is a child subreaper
-// (Run), so whatever a worker leaves behind when it exits (a plain child,
+// connections meant for live workers.
+//
+// Where systemd delegates a cgroup v2 subtree (Delegate=yes), each worker
+// starts inside a cgroup of its own (worker-<slot>-<n>, beside drover's own
+// leaf "supervisor"): when the worker exits, its cgroup is killed, waited
+// empty and removed, which catches every descendant however it escaped
+// the process tree (spawn.go).
+//
+// Everywhere, drover is also a child subreaper (Run), so whatever a worker
+// without a cgroup leaves behind when it exits (a plain child,
 // a setsid'd one, a double-forked daemon) is reparented to drover instead
 // of to PID 1, where drover finds it, kills it and reaps it.
 //
@@ -105,4 +116,41 @@ func (s *Supervisor) killAllOrphans() {
 		s.reapOrphans()
 	}
 	s.reapOrphans()
+}
+
+// openCgroups takes over drover's delegated cgroup subtree, if it has one.
+func (s *Supervisor) openCgroups() {
+	tree, err := cgroup.Open(s.log)
+	switch {
+	case errors.Is(err, cgroup.ErrNotDelegated):
+		s.log.WithError(err).Debug("no delegated cgroup (Delegate=yes on cgroup v2): workers are contained as drover's descendants")
+	case err != nil:
+		s.log.WithError(err).Warn("cannot set up the delegated cgroup: workers are contained as drover's descendants")
+	default:
+		s.cgroups = tree
+	}
+}
+
+// workerCgroup creates the cgroup for a new worker of slot, nil without
+// delegation or when it cannot be made (the worker then runs in drover's
+// cgroup, contained as a descendant).
+func (s *Supervisor) workerCgroup(slot int) *cgroup.Worker {
+	if s.cgroups == nil {
+		return nil
+	}
+	s.launches++
+	cg, err := s.cgroups.NewWorker(fmt.Sprintf("worker-%d-%d", slot, s.launches))
+	if err != nil {
+		s.log.WithError(err).Warn("no cgroup for the worker: it runs in drover's own")
+		return nil
+	}
+	return cg
+}
+
+// cgroupOfPid is a live worker's cgroup, or nil.
+func (s *Supervisor) cgroupOfPid(pid int) *cgroup.Worker {
+	if cg, ok := s.cgroupOf.Load(pid); ok {
+		return cg.(*cgroup.Worker)
+	}
+	return nil
 }

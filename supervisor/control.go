@@ -22,7 +22,7 @@ func (s *Supervisor) handleRequest(req control.Request) control.Response {
 	select {
 	case r := <-reply:
 		if r.Status != nil {
-			sampleUsage(r.Status, 200*time.Millisecond)
+			s.sampleUsage(r.Status, 200*time.Millisecond)
 		}
 		return r
 	case <-s.done:
@@ -45,12 +45,13 @@ func (s *Supervisor) handleControl(ev evControl) {
 	}
 }
 
-// sampleUsage fills CPUPercent and RSSBytes from /proc, measuring CPU over
-// the interval.
-func sampleUsage(st *control.Status, interval time.Duration) {
-	before := make([]int64, len(st.Processes))
+// sampleUsage fills CPUPercent and RSSBytes, measuring CPU over the
+// interval: of the worker's whole cgroup where it has one (its
+// descendants count), else of its process from /proc.
+func (s *Supervisor) sampleUsage(st *control.Status, interval time.Duration) {
+	before := make([]time.Duration, len(st.Processes))
 	for i, p := range st.Processes {
-		before[i], _ = procfs.CPUTicks(p.Pid)
+		before[i], _ = s.cpuTime(p.Pid)
 	}
 	time.Sleep(interval)
 	for i := range st.Processes {
@@ -58,9 +59,25 @@ func sampleUsage(st *control.Status, interval time.Duration) {
 		if p.Pid == 0 {
 			continue
 		}
-		if after, ok := procfs.CPUTicks(p.Pid); ok && before[i] > 0 {
-			p.CPUPercent = float64(after-before[i]) / procfs.ClockTicks / interval.Seconds() * 100
+		if after, ok := s.cpuTime(p.Pid); ok && before[i] > 0 {
+			p.CPUPercent = float64(after-before[i]) / float64(interval) * 100
 		}
 		p.RSSBytes = procfs.RSS(p.Pid)
+		if cg := s.cgroupOfPid(p.Pid); cg != nil {
+			if mem, ok := cg.MemoryCurrent(); ok {
+				p.RSSBytes = mem
+			}
+		}
 	}
+}
+
+// cpuTime is the CPU time a worker used so far.
+func (s *Supervisor) cpuTime(pid int) (time.Duration, bool) {
+	if cg := s.cgroupOfPid(pid); cg != nil {
+		if d, ok := cg.CPUUsage(); ok {
+			return d, true
+		}
+	}
+	ticks, ok := procfs.CPUTicks(pid)
+	return time.Duration(ticks) * time.Second / procfs.ClockTicks, ok
 }

@@ -39,16 +39,18 @@ type exit struct {
 // /proc.
 type realEnv struct{ s *Supervisor }
 
-func (e realEnv) launch(slot int, gen *generation, exited func(exit)) (int, error) {
-	proc, err := e.s.launch(slot, gen)
+func (r realEnv) launch(slot int, gen *generation, exited func(exit)) (int, error) {
+	proc, err := r.s.launch(slot, gen)
 	if err != nil {
 		return 0, err
 	}
-	s := e.s
+	s := r.s
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		exited(proc.wait())
+		e := proc.wait()
+		s.cgroupOf.Delete(proc.pid)
+		exited(e)
 		// Output a worker's child still writes is forwarded until drover
 		// ends.
 		select {
@@ -70,10 +72,13 @@ func (e realEnv) watchReady(ctx context.Context, pid int, log logrus.FieldLogger
 
 func (realEnv) signal(pid int, sig syscall.Signal) error { return unix.Kill(pid, sig) }
 
-// killTree kills the worker's process group, so that whatever the worker
-// forked goes too (under systemd, KillMode=mixed would catch it; in dev
-// mode nothing else would).
-func (realEnv) killTree(pid int) {
+// killTree kills the worker's cgroup, or its process group, so that
+// whatever the worker forked goes too; descendants outside its group are
+// caught when it has exited (contain.go).
+func (e realEnv) killTree(pid int) {
+	if cg := e.s.cgroupOfPid(pid); cg != nil {
+		cg.Kill()
+	}
 	unix.Kill(-pid, unix.SIGKILL)
 	unix.Kill(pid, unix.SIGKILL)
 }

@@ -12,6 +12,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
+	"github.com/droverd/drover/supervisor/cgroup"
 	"github.com/droverd/drover/supervisor/output"
 	"github.com/droverd/drover/supervisor/proctree"
 )
@@ -95,6 +98,9 @@ type process struct {
 	// execStatus is the read end of the trampoline's status pipe.
 	execStatus *os.File
 	out        *output.Capture
+	// cg is the worker's own cgroup, nil without delegation.
+	cg  *cgroup.Worker
+	log logrus.FieldLogger
 }
 
 // launch starts a worker through the trampoline with the sockets at fds
@@ -133,13 +139,26 @@ func (s *Supervisor) launch(id int, gen *generation) (*process, error) {
 			Setpgid: true,
 		},
 	}
+	cg := s.workerCgroup(id)
+	if cg != nil {
+		// Started inside it (clone3), so not even a fork before a move
+		// can escape.
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, cg.FD()
+	}
 	if err := s.spawner.start(cmd); err != nil {
 		statusR.Close()
 		out.Abort()
+		if cg != nil {
+			cg.Remove()
+		}
 		return nil, fmt.Errorf("start worker %d: %w", id, err)
 	}
+	if cg != nil {
+		s.cgroupOf.Store(cmd.Process.Pid, cg)
+	}
 	out.Start(output.Meta{ID: id, Pid: cmd.Process.Pid, Generation: gen.number, Identifier: s.cfg.LogIdentifier}, s.output, output.Limits{})
-	return &process{cmd: cmd, pid: cmd.Process.Pid, execStatus: statusR, out: out}, nil
+	return &process{cmd: cmd, pid: cmd.Process.Pid, execStatus: statusR, out: out, cg: cg,
+		log: s.log.WithFields(logrus.Fields{"worker": id, "pid": cmd.Process.Pid, "generation": gen.number})}, nil
 }
 
 func (s *Supervisor) workerEnv(id, generation int) []string {
@@ -170,6 +189,29 @@ func (p *process) wait() exit {
 	// Cmd.Wait then reaps a zombie at once. On error, Cmd.Wait waits.
 	proctree.WaitExit(context.Background(), p.pid)
 	p.cmd.Wait()
+	// Its cgroup goes before its output is waited for: a child that holds
+	// the pipes is dead then, so EOF comes at once.
+	p.removeCgroup()
 	p.out.Wait(200*time.Millisecond, 5*time.Second)
 	return exit{status: exitFailure(p.cmd.ProcessState), execErr: string(msg)}
+}
+
+// removeCgroup kills whatever is left in the worker's cgroup, waits until
+// it is empty and removes it.
+func (p *process) removeCgroup() {
+	if p.cg == nil {
+		return
+	}
+	if err := p.cg.Kill(); err != nil {
+		p.log.WithError(err).Warn("kill the worker's cgroup")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.cg.WaitEmpty(ctx); err != nil {
+		p.log.WithError(err).Warn("the worker's cgroup does not empty")
+		return
+	}
+	if err := p.cg.Remove(); err != nil {
+		p.log.WithError(err).Warn("remove the worker's cgroup")
+	}
 }

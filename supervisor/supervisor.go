@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/droverd/drover/supervisor/cgroup"
 	"github.com/droverd/drover/supervisor/control"
 	"github.com/droverd/drover/supervisor/cpus"
 	"github.com/droverd/drover/supervisor/notify"
@@ -63,6 +64,12 @@ type Supervisor struct {
 	exitErr       error
 	// subreaper: orphans of workers come back to drover (contain.go).
 	subreaper bool
+	// cgroups is drover's delegated cgroup subtree, nil without one;
+	// cgroupOf maps a live worker's pid to its cgroup (launch adds, the
+	// worker's wait removes; killTree and sampling read).
+	cgroups  *cgroup.Tree
+	cgroupOf sync.Map
+	launches int
 }
 
 // slot is one of the N worker positions. It keeps its id (DROVER_WORKER_ID)
@@ -183,6 +190,7 @@ func New(cfg Config) (_ *Supervisor, err error) {
 			return nil, usage(err)
 		}
 	}
+	s.openCgroups()
 	if dir, err := os.MkdirTemp(cfg.RuntimeDir, "drover-exe-"); err == nil {
 		s.pinDir, s.removePins = dir, true
 	} else {
@@ -380,6 +388,11 @@ func (s *Supervisor) cleanup() {
 	s.closeResources()
 	s.wg.Wait()
 	s.spawner.close()
+	if s.cgroups != nil {
+		if err := s.cgroups.Close(); err != nil {
+			s.log.WithError(err).Warn("remove worker cgroups")
+		}
+	}
 	if s.journal != nil {
 		s.journal.Close()
 	}
