@@ -118,9 +118,16 @@ func (s *Supervisor) launch(id int, gen *generation) (*process, error) {
 	files = append(files, statusW)
 	statusFD := 3 + len(s.sockets)
 
-	args := append([]string{TrampolineArg, strconv.Itoa(statusFD), gen.exe.execPath()}, s.cfg.Command...)
+	cg, cgDir := s.workerCgroup(id), "-"
+	if cg != nil {
+		cgDir = cg.Path()
+	}
+	args := append([]string{TrampolineArg, strconv.Itoa(statusFD), cgDir, gen.exe.execPath()}, s.cfg.Command...)
 	out, err := output.NewCapture()
 	if err != nil {
+		if cg != nil {
+			cg.Remove()
+		}
 		statusR.Close()
 		return nil, fmt.Errorf("start worker %d: %w", id, err)
 	}
@@ -138,12 +145,6 @@ func (s *Supervisor) launch(id int, gen *generation) (*process, error) {
 			// only, which then drains the workers with the stop signal.
 			Setpgid: true,
 		},
-	}
-	cg := s.workerCgroup(id)
-	if cg != nil {
-		// Started inside it (clone3), so not even a fork before a move
-		// can escape.
-		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, cg.FD()
 	}
 	if err := s.spawner.start(cmd); err != nil {
 		statusR.Close()

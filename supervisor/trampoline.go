@@ -9,7 +9,8 @@ import (
 )
 
 // TrampolineArg is the hidden first argument that makes drover's binary act
-// as the trampoline: `drover __exec-worker STATUSFD PATH ARGV0 [ARGS...]`.
+// as the trampoline: `drover __exec-worker STATUSFD CGROUP PATH ARGV0
+// [ARGS...]`, CGROUP being the worker's cgroup directory or "-".
 const TrampolineArg = "__exec-worker"
 
 // execFailedCode is the trampoline's exit code when execve fails, as a
@@ -18,15 +19,22 @@ const execFailedCode = 127
 
 // ExecWorker is the trampoline, called with the arguments after
 // TrampolineArg. It runs in the worker's process between fork and the
-// worker's own exec: it sets LISTEN_PID to this pid, which the worker
-// keeps across execve, and replaces itself with the worker. It returns
-// only if that fails, with the exit code to use.
+// worker's own exec: it joins the worker's cgroup, if it has one, so that
+// everything the worker starts is in it from the first instruction; sets
+// LISTEN_PID to this pid, which the worker keeps across execve; and
+// replaces itself with the worker. It returns only if that fails, with the
+// exit code to use.
+//
+// The trampoline joins the cgroup itself rather than being started in it
+// with clone3(CLONE_INTO_CGROUP): systemd's seccomp filters
+// (SystemCallFilter=, which the shipped unit sets) make clone3 fail with
+// ENOSYS on purpose, and Go's os/exec does not fall back.
 //
 // The status fd is a pipe to the supervisor. It is close-on-exec, so a
 // successful execve closes it with nothing written; a failed one writes the
 // reason, so the supervisor can tell "could not exec" from "crashed".
 func ExecWorker(args []string) int {
-	if len(args) < 3 {
+	if len(args) < 4 {
 		fmt.Fprintf(os.Stderr, "drover %s: internal use only\n", TrampolineArg)
 		return 2
 	}
@@ -36,7 +44,14 @@ func ExecWorker(args []string) int {
 		return 2
 	}
 	closeOnExecFrom(statusFD)
-	path, argv := args[1], args[2:]
+	cgroupDir, path, argv := args[1], args[2], args[3:]
+	if cgroupDir != "-" {
+		// "0" is the writer itself.
+		if err := os.WriteFile(cgroupDir+"/cgroup.procs", []byte("0"), 0); err != nil {
+			unix.Write(statusFD, []byte(fmt.Sprintf("join the worker's cgroup: %v", err)))
+			return execFailedCode
+		}
+	}
 	env := append(os.Environ(), "LISTEN_PID="+strconv.Itoa(os.Getpid()))
 	err = unix.Exec(path, argv, env)
 	// The supervisor reports it, naming the command rather than the pin.

@@ -30,6 +30,7 @@ var scenarios = []struct {
 	{"handoff", testHandoff},
 	{"cgroup", testCgroup},
 	{"worker-kill", testWorkerKill},
+	{"containment", testContainment},
 	{"drover-kill", testDroverKill},
 	{"stop", testStop},
 	{"never-ready", testNeverReady},
