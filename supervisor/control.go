@@ -12,7 +12,7 @@ import (
 // (waiting for a reload, sampling CPU) happens here, off the loop.
 func (s *Supervisor) handleRequest(req control.Request) control.Response {
 	if req.Command == "reload" {
-		if err := s.reload("reload requested on the control socket"); err != nil {
+		if err := s.reload("reload requested on the control socket", false); err != nil {
 			return control.Response{Error: err.Error()}
 		}
 		return control.Response{OK: true}

@@ -63,7 +63,7 @@ func TestControlSocket(t *testing.T) {
 			t.Errorf("request %.30q answered %q, want %q", raw, got, want)
 		}
 	}
-	if resp, err := control.Call(cfg.ControlSocket, control.Request{Command: "reload"}); err != nil || !resp.OK {
+	if resp, err := control.Call(cfg.ControlSocket, control.Request{Command: "reload"}, waitLimit); err != nil || !resp.OK {
 		t.Fatalf("reload over the control socket: %+v %v", resp, err)
 	}
 
@@ -91,7 +91,7 @@ func TestStatusAndScale(t *testing.T) {
 	h := start(t, cfg, reports)
 	h.sd.waitFor(t, "READY=1")
 
-	resp, err := control.Call(cfg.ControlSocket, control.Request{Command: "status"})
+	resp, err := control.Call(cfg.ControlSocket, control.Request{Command: "status"}, waitLimit)
 	if err != nil || !resp.OK || resp.Status == nil {
 		t.Fatalf("status: %+v %v", resp, err)
 	}
@@ -110,7 +110,7 @@ func TestStatusAndScale(t *testing.T) {
 		{"-3", "STATUS=1/1 workers ready · generation 1 · 0 restarts"},
 		{"2", "STATUS=2/2 workers ready · generation 1 · 0 restarts"},
 	} {
-		resp, err := control.Call(cfg.ControlSocket, control.Request{Command: "scale", Count: tc.count})
+		resp, err := control.Call(cfg.ControlSocket, control.Request{Command: "scale", Count: tc.count}, waitLimit)
 		if err != nil || !resp.OK {
 			t.Fatalf("scale %s: %+v %v", tc.count, resp, err)
 		}
@@ -120,7 +120,7 @@ func TestStatusAndScale(t *testing.T) {
 		t.Error("scale down did not drain the removed slot's worker")
 	}
 	for _, bad := range []string{"0", "-2", "x", "+0", "2000"} {
-		if resp, err := control.Call(cfg.ControlSocket, control.Request{Command: "scale", Count: bad}); err != nil || resp.OK {
+		if resp, err := control.Call(cfg.ControlSocket, control.Request{Command: "scale", Count: bad}, waitLimit); err != nil || resp.OK {
 			t.Errorf("scale %s: %+v %v, want refused", bad, resp, err)
 		}
 	}

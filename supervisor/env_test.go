@@ -17,6 +17,8 @@ import (
 // speed. A fake drains at once: the stop signal or SIGKILL ends it.
 type fakeEnv struct {
 	mu      sync.Mutex
+	failN   int // launches still to fail with failErr
+	failErr error
 	nextPid int
 	procs   []*fakeProc
 	changed chan struct{} // signalled when a proc starts or ends
@@ -46,9 +48,20 @@ func (f *fakeEnv) signalChange() {
 	}
 }
 
+// failLaunches makes the next n launches fail with err.
+func (f *fakeEnv) failLaunches(n int, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failN, f.failErr = n, err
+}
+
 func (f *fakeEnv) launch(slot int, gen *generation, exited func(exit)) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failN > 0 {
+		f.failN--
+		return 0, f.failErr
+	}
 	f.nextPid++
 	p := &fakeProc{env: f, pid: f.nextPid, slot: slot, gen: gen.number, exited: exited, readyFunc: make(chan func(), 1)}
 	f.procs = append(f.procs, p)

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
@@ -16,6 +17,10 @@ type failureKind int
 const (
 	// failSpawn: drover could not start the process (pipes, fork).
 	failSpawn failureKind = iota + 1
+	// failResources: drover could not start it for want of fds, memory or
+	// processes: the machine's trouble, not the app's, so it never counts
+	// toward a crash loop.
+	failResources
 	// failExec: the trampoline could not exec the command.
 	failExec
 	// failExit: the worker exited by itself with a status.
@@ -57,4 +62,14 @@ func exitFailure(ps *os.ProcessState) failure {
 		return failure{failSignal, "killed by " + unix.SignalName(ws.Signal())}
 	}
 	return failure{failExit, fmt.Sprintf("exit status %d", ps.ExitCode())}
+}
+
+// spawnFailure classifies an error starting a worker.
+func spawnFailure(err error) failure {
+	for _, errno := range []unix.Errno{unix.EMFILE, unix.ENFILE, unix.EAGAIN, unix.ENOMEM, unix.ENOBUFS} {
+		if errors.Is(err, errno) {
+			return failure{failResources, err.Error()}
+		}
+	}
+	return failure{failSpawn, err.Error()}
 }

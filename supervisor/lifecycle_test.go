@@ -1,12 +1,14 @@
 package supervisor
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
+	"golang.org/x/sys/unix"
 )
 
 // These lifecycle tests run the event loop on fake processes (env_test.go):
@@ -176,5 +178,53 @@ func TestRestartAtOnceAfterHealthyRun(t *testing.T) {
 		if err := h.stop(t); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// Running out of fds or processes to start a worker is the machine's
+// trouble, not the app's: drover keeps trying and never calls it a crash
+// loop, however often it happens.
+func TestResourceExhaustionIsNoCrashLoop(t *testing.T) {
+	cfg, reports := testConfig(t, 1, "report")
+	cfg.MaxFailures = 2
+	cfg.BackoffMin = time.Millisecond
+	cfg.BackoffMax = time.Millisecond
+	f := newFakeEnv()
+	h := startWith(t, cfg, reports, f)
+	f.proc(t, 0, 1, 1).ready(t)
+	h.sd.waitFor(t, "READY=1")
+	f.failLaunches(5, fmt.Errorf("start worker 0: worker stdout pipe: %w", unix.EMFILE))
+	f.proc(t, 0, 1, 1).crash(1)
+	f.proc(t, 0, 1, 2).ready(t)
+	h.sd.waitFor(t, "STATUS=1/1 workers ready · generation 1 · 6 restarts")
+	h.waitCount(t, "out of resources to start a worker (start worker 0: worker stdout pipe: too many open files); trying again, not counted as a failure of the app", 5)
+	if err := h.stop(t); err != nil {
+		t.Fatalf("Run = %v, want no crash loop", err)
+	}
+}
+
+// A reload asked for on the control socket (ExecReload=drover reload,
+// Type=notify) sends systemd no RELOADING=1; one asked for by SIGHUP
+// (Type=notify-reload) does.
+func TestReloadingOnlyForSIGHUP(t *testing.T) {
+	h, f := startFake(t, 1)
+	errs := make(chan error, 1)
+	go func() { errs <- h.sup.reload("control", false) }()
+	f.proc(t, 0, 2, 1).ready(t)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	h.sd.waitFor(t, "STATUS=1/1 workers ready · generation 2 · 0 restarts")
+	if m := h.sd.all(); hasAny(m, "RELOADING=1") {
+		t.Errorf("control reload told systemd RELOADING=1: %q", m)
+	}
+	go func() { errs <- h.sup.Reload() }()
+	f.proc(t, 0, 3, 1).ready(t)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	h.sd.waitFor(t, "RELOADING=1")
+	if err := h.stop(t); err != nil {
+		t.Fatal(err)
 	}
 }

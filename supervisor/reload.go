@@ -61,8 +61,13 @@ func (b Batch) of(n int) int {
 
 // requestReload starts a reload, or queues it behind the start or rollout
 // under way (however many come, one more reload serves them all). reply,
-// if not nil, gets the result.
-func (s *Supervisor) requestReload(reply chan<- error, why string) {
+// if not nil, gets the result. announce says the request came the way
+// systemd's Type=notify-reload sends it (SIGHUP), so systemd waits for
+// RELOADING=1; a reload asked for on the control socket (ExecReload=drover
+// reload, Type=notify) announces nothing: under Type=notify, RELOADING=1
+// puts systemd 257 in a reload state that outlives a drover killed
+// mid-reload by the length of the start timeout.
+func (s *Supervisor) requestReload(reply chan<- error, why string, announce bool) {
 	switch s.phase {
 	case phaseStopping:
 		if reply != nil {
@@ -71,11 +76,12 @@ func (s *Supervisor) requestReload(reply chan<- error, why string) {
 		return
 	case phaseStarting, phaseReloading, phaseRollingBack:
 		s.pending = append(s.pending, reply)
+		s.pendingAnnounce = s.pendingAnnounce || announce
 		s.log.Info(why + ": queued behind the reload (or start) under way")
 		return
 	}
 	s.log.Info(why)
-	s.beginReload([]chan<- error{reply})
+	s.beginReload([]chan<- error{reply}, announce)
 }
 
 // servePending starts the queued reload, if any, once nothing is under way.
@@ -83,18 +89,20 @@ func (s *Supervisor) servePending() {
 	if len(s.pending) == 0 || s.phase != phaseServing {
 		return
 	}
-	waiters := s.pending
-	s.pending = nil
+	waiters, announce := s.pending, s.pendingAnnounce
+	s.pending, s.pendingAnnounce = nil, false
 	s.log.WithField("requests", len(waiters)).Info("starting the queued reload")
-	s.beginReload(waiters)
+	s.beginReload(waiters, announce)
 }
 
-func (s *Supervisor) beginReload(waiters []chan<- error) {
+func (s *Supervisor) beginReload(waiters []chan<- error, announce bool) {
 	s.reloads++
 	s.setPhase(phaseReloading)
-	// systemd (Type=notify-reload on 253+) waits for RELOADING=1 stamped no
-	// earlier than its signal, then READY=1.
-	s.logNotify(s.systemd.Reloading())
+	if announce {
+		// systemd (Type=notify-reload on 253+) waits for RELOADING=1
+		// stamped no earlier than its signal, then READY=1.
+		s.logNotify(s.systemd.Reloading())
+	}
 
 	gen, err := s.newGeneration(s.current.number + 1)
 	if err != nil {

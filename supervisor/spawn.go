@@ -32,6 +32,9 @@ var strippedEnv = map[string]bool{
 	"DROVER_WORKER_ID":  true,
 	"DROVER_GENERATION": true,
 	"DROVER_TEST_HOOKS": true,
+	// systemd's file descriptor store is drover's: a worker's FDSTORE=1
+	// goes to drover, which keeps none.
+	"FDSTORE": true,
 	// The worker's stderr is drover's pipe, not the journal stream; a
 	// logger that trusts JOURNAL_STREAM would bypass drover and lose
 	// WORKER_ID.

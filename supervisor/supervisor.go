@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -55,10 +56,12 @@ type Supervisor struct {
 	rollout *rollout    // a reload or rollback under way
 	// pending holds reload requests that came during a rollout: they are
 	// served together by one more reload after it (nil entries: SIGHUP).
-	pending  []chan<- error
-	byPid    map[int]*worker
-	restarts int
-	reloads  int
+	pending []chan<- error
+	// pendingAnnounce: a queued request came by SIGHUP (requestReload).
+	pendingAnnounce bool
+	byPid           map[int]*worker
+	restarts        int
+	reloads         int
 	// reloadFailure says why the last reload failed, until one succeeds.
 	reloadFailure string
 	exitErr       error
@@ -129,8 +132,9 @@ type (
 	evRestartDue   struct{ s *slot }
 	evNotify       notify.Message
 	evReload       struct {
-		reply chan<- error
-		why   string
+		reply    chan<- error
+		why      string
+		announce bool // as SIGHUP: send RELOADING=1
 	}
 	// evControl carries a control request to the loop.
 	evControl struct {
@@ -364,12 +368,13 @@ func (s *Supervisor) newGeneration(number int) (*generation, error) {
 	return &generation{number: number, state: generationStarting, exe: exe}, nil
 }
 
-// Reload asks the running loop to reload and waits for the result.
-func (s *Supervisor) Reload() error { return s.reload("reload requested") }
+// Reload asks the running loop to reload, as SIGHUP does, and waits for the
+// result.
+func (s *Supervisor) Reload() error { return s.reload("reload requested", true) }
 
-func (s *Supervisor) reload(why string) error {
+func (s *Supervisor) reload(why string, announce bool) error {
 	reply := make(chan error, 1)
-	s.post(evReload{reply: reply, why: why})
+	s.post(evReload{reply: reply, why: why, announce: announce})
 	select {
 	case err := <-reply:
 		return err
@@ -451,7 +456,7 @@ func (s *Supervisor) handle(ev event) {
 	case evNotify:
 		s.handleNotify(notify.Message(ev))
 	case evReload:
-		s.requestReload(ev.reply, ev.why)
+		s.requestReload(ev.reply, ev.why, ev.announce)
 	case evControl:
 		s.handleControl(ev)
 	default:
@@ -464,7 +469,7 @@ func (s *Supervisor) handleSignal(sig os.Signal) {
 	case syscall.SIGTERM, syscall.SIGINT:
 		s.stop(nil, "received "+unix.SignalName(sig.(syscall.Signal)))
 	case syscall.SIGHUP:
-		s.requestReload(nil, "received SIGHUP")
+		s.requestReload(nil, "received SIGHUP", true)
 	case syscall.SIGCHLD:
 		s.reapOrphans()
 	case syscall.SIGUSR2:
@@ -473,22 +478,35 @@ func (s *Supervisor) handleSignal(sig os.Signal) {
 	}
 }
 
+// readWorkerNotify turns the workers' datagrams into events until the
+// socket is closed. A failed read (ENOBUFS, ENOMEM under pressure) is
+// logged once and retried after a short pause, never the end of it.
 func (s *Supervisor) readWorkerNotify() {
 	defer s.wg.Done()
+	var pause time.Duration
 	for {
 		msg, err := s.workerNotify.Read()
-		if err != nil {
-			if !errors.Is(err, os.ErrClosed) {
-				select {
-				case <-s.done:
-				default:
-					s.log.WithError(err).Error("read worker notify socket")
-				}
-			}
+		if err == nil {
+			pause = 0
+			s.post(evNotify(msg))
+			continue
+		}
+		select {
+		case <-s.done:
+			return
+		default:
+		}
+		if errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrClosed) {
 			return
 		}
-		if msg.Pid != 0 {
-			s.post(evNotify(msg))
+		if pause == 0 {
+			s.log.WithError(err).Warn("read worker notify socket; retrying")
+		}
+		pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+		select {
+		case <-s.done:
+			return
+		case <-time.After(pause):
 		}
 	}
 }

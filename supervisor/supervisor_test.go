@@ -30,6 +30,7 @@ func TestWorkersGetSocketsAsFromSystemd(t *testing.T) {
 		"PATH=" + os.Getenv("PATH"), "KEEP_ME=yes",
 		"NOTIFY_SOCKET=/run/systemd/notify", "WATCHDOG_USEC=1000000", "WATCHDOG_PID=1",
 		"LISTEN_FDS=7", "LISTEN_PID=1", "LISTEN_FDNAMES=x", "LISTEN_PIDFDID=42", "DROVER_TEST_HOOKS=stall-on-sigusr2",
+		"SYSTEMD_EXEC_PID=1", "FDSTORE=8",
 	}
 	h := start(t, cfg, reports)
 	h.sd.waitFor(t, "READY=1")
@@ -48,6 +49,7 @@ func TestWorkersGetSocketsAsFromSystemd(t *testing.T) {
 			"LISTEN_FDS":        "2",
 			"LISTEN_FDNAMES":    "web:admin",
 			"LISTEN_PID":        strconv.Itoa(pid),
+			"SYSTEMD_EXEC_PID":  strconv.Itoa(pid),
 			"DROVER_GENERATION": "1",
 		}
 		for k, v := range wantEnv {
@@ -55,7 +57,7 @@ func TestWorkersGetSocketsAsFromSystemd(t *testing.T) {
 				t.Errorf("worker %d: %s=%q, want %q", pid, k, r.Env[k], v)
 			}
 		}
-		for _, k := range []string{"WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_PIDFDID", "DROVER_TEST_HOOKS"} {
+		for _, k := range []string{"WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_PIDFDID", "DROVER_TEST_HOOKS", "FDSTORE"} {
 			if v, ok := r.Env[k]; ok {
 				t.Errorf("worker %d: %s=%q leaked from drover's environment", pid, k, v)
 			}

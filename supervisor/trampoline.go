@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -52,7 +53,7 @@ func ExecWorker(args []string) int {
 			return execFailedCode
 		}
 	}
-	env := append(os.Environ(), "LISTEN_PID="+strconv.Itoa(os.Getpid()))
+	env := workerOwnEnv(os.Environ(), os.Getpid())
 	err = unix.Exec(path, argv, env)
 	// The supervisor reports it, naming the command rather than the pin.
 	unix.Write(statusFD, []byte(fmt.Sprintf("exec %s: %v", path, err)))
@@ -77,4 +78,19 @@ func closeOnExecFrom(first int) {
 			unix.CloseOnExec(fd)
 		}
 	}
+}
+
+// workerOwnEnv sets what systemd sets to the pid of the process it starts:
+// LISTEN_PID, and SYSTEMD_EXEC_PID where systemd set it for drover (a
+// program that compares it with getpid() must see its own pid).
+func workerOwnEnv(environ []string, pid int) []string {
+	self := strconv.Itoa(pid)
+	env := make([]string, 0, len(environ)+1)
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, "SYSTEMD_EXEC_PID=") {
+			kv = "SYSTEMD_EXEC_PID=" + self
+		}
+		env = append(env, kv)
+	}
+	return append(env, "LISTEN_PID="+self)
 }

@@ -35,7 +35,7 @@ func (s *Supervisor) startWorker(sl *slot, gen *generation, r *rollout) *worker 
 	if err != nil {
 		s.log.WithFields(logrus.Fields{"worker": sl.id, "generation": gen.number}).WithError(err).Error("worker did not start")
 		w.state = workerExited
-		s.workerFailed(w, failure{failSpawn, err.Error()})
+		s.workerFailed(w, spawnFailure(err))
 		return nil
 	}
 	w.pid = pid
@@ -163,6 +163,10 @@ func (s *Supervisor) workerFailed(w *worker, why failure) {
 		// Only workers the rollout started: during a rollback, an old
 		// worker that happens to crash is an ordinary restart.
 		s.rolloutWorkerFailed(w, why)
+		return
+	case why.kind == failResources:
+		s.log.WithField("worker", sl.id).Warn("out of resources to start a worker (" + why.detail + "); trying again, not counted as a failure of the app")
+		s.scheduleRestart(sl, w)
 		return
 	case s.phase == phaseStarting:
 		s.stop(fmt.Errorf("%w: worker %d: %s", ErrStartFailed, sl.id, why), "start failed")

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/droverd/drover/supervisor/control"
 )
@@ -18,19 +19,20 @@ a batch at a time, each ready before an old worker drains. Waits until the
 reload is done; exits 0 on success and 1, with the reason, when the new
 version failed and the old one kept serving. Meant for ExecReload= in the
 service, so that systemctl reload waits and fails visibly.`,
-		flags: func() *flag.FlagSet { fs, _ := reloadFlags(); return fs },
+		flags: func() *flag.FlagSet { fs, _, _ := reloadFlags(); return fs },
 		run:   reloadCommand,
 	}
 }
 
-func reloadFlags() (*flag.FlagSet, *string) {
+func reloadFlags() (*flag.FlagSet, *string, *time.Duration) {
 	fs := flag.NewFlagSet("drover reload", flag.ContinueOnError)
 	controlFlag := fs.String("control", "", "drover's control socket (default $RUNTIME_DIRECTORY/control.sock)")
-	return fs, controlFlag
+	timeout := fs.Duration("timeout", 10*time.Minute, "give up when the reload has not finished by then (drover goes on with it)")
+	return fs, controlFlag, timeout
 }
 
 func reloadCommand(args []string, stdout, stderr io.Writer) int {
-	fs, controlFlag := reloadFlags()
+	fs, controlFlag, timeout := reloadFlags()
 	if code, ok := parseFlags(reloadCmd(), fs, args, stdout, stderr); !ok {
 		return code
 	}
@@ -43,7 +45,7 @@ func reloadCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "drover reload: no control socket: give --control PATH, or run it as ExecReload= of a unit with RuntimeDirectory=")
 		return exitUsage
 	}
-	resp, err := control.Call(path, control.Request{Command: "reload"})
+	resp, err := control.Call(path, control.Request{Command: "reload"}, *timeout)
 	if err != nil {
 		fmt.Fprintf(stderr, "drover reload: %v\n", err)
 		return 1

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -96,11 +98,19 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 	if code, ok := parseFlags(runCmd(), fs, args, stdout, stderr); !ok {
 		return code
 	}
+	// A reader that went away (drover run | head) makes writes fail with
+	// EPIPE instead of killing drover and its workers with SIGPIPE; Go
+	// kills a program that writes to a broken stdout or stderr unless it
+	// asks for SIGPIPE.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	// drover's own log never blocks drover (journal.Async, journal.Hook).
+	logOut := journal.NewAsync(stderr)
+	defer logOut.Close()
 	log := logrus.New()
-	log.Out = stderr
+	log.Out = logOut
 	level, err := logrus.ParseLevel(o.logLevel)
 	if err != nil {
-		fmt.Fprintf(stderr, "drover: --log-level %q: want debug, info, warn or error\n", o.logLevel)
+		fmt.Fprintf(logOut, "drover: --log-level %q: want debug, info, warn or error\n", o.logLevel)
 		return exitUsage
 	}
 	log.SetLevel(level)
@@ -119,13 +129,13 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 	case "json":
 		log.Formatter = &logrus.JSONFormatter{}
 	default:
-		fmt.Fprintf(stderr, "drover: --log-format %q: want text or json\n", o.logFormat)
+		fmt.Fprintf(logOut, "drover: --log-format %q: want text or json\n", o.logFormat)
 		return exitUsage
 	}
 
 	cfg, err := o.config(fs.Args())
 	if err != nil {
-		fmt.Fprintf(stderr, "drover: %v\n", err)
+		fmt.Fprintf(logOut, "drover: %v\n", err)
 		return exitUsage
 	}
 	cfg.Log = log
@@ -133,7 +143,7 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 	cfg.LogIdentifier = o.logIdent
 	cfg.NotifySocket = os.Getenv("NOTIFY_SOCKET")
 	if cfg.WatchdogInterval, err = daemon.SdWatchdogEnabled(false); err != nil {
-		fmt.Fprintf(stderr, "drover: %v\n", err)
+		fmt.Fprintf(logOut, "drover: %v\n", err)
 		return exitUsage
 	}
 	cfg.TestHooks = os.Getenv("DROVER_TEST_HOOKS")
@@ -142,7 +152,7 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 
 	sup, err := supervisor.New(cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "drover: %v\n", err)
+		fmt.Fprintf(logOut, "drover: %v\n", err)
 		// systemctl status shows STATUS= even after systemd scheduled a
 		// restart, when it no longer shows the log.
 		daemon.SdNotify(false, "STATUS=failed: "+err.Error())
@@ -152,7 +162,7 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if err := sup.Run(context.Background()); err != nil {
-		fmt.Fprintf(stderr, "drover: %v\n", err)
+		fmt.Fprintf(logOut, "drover: %v\n", err)
 		return 1
 	}
 	return 0

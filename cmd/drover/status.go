@@ -52,6 +52,10 @@ func statusFlags() (*flag.FlagSet, *bool, *string) {
 }
 
 // statusReport is drover status --json.
+// answerTimeout bounds a status or scale request: both are answered at
+// once by a drover that is not stuck.
+const answerTimeout = 10 * time.Second
+
 type statusReport struct {
 	Unit   *unitInfo       `json:"unit"`
 	Drover *control.Status `json:"drover"`
@@ -99,7 +103,7 @@ func statusCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "drover status: which drover? Name a UNIT, give --control PATH, or run it where $RUNTIME_DIRECTORY is set")
 		return exitUsage
 	}
-	resp, err := control.Call(path, control.Request{Command: "status"})
+	resp, err := control.Call(path, control.Request{Command: "status"}, answerTimeout)
 	if err == nil && !resp.OK {
 		err = errors.New(resp.Error)
 	}
@@ -249,7 +253,7 @@ func scaleCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		path = sock
 	}
-	resp, err := control.Call(path, control.Request{Command: "scale", Count: count})
+	resp, err := control.Call(path, control.Request{Command: "scale", Count: count}, answerTimeout)
 	if err == nil && !resp.OK {
 		err = errors.New(resp.Error)
 	}

@@ -29,6 +29,10 @@ type Server struct {
 	listener *net.UnixListener
 	log      logrus.FieldLogger
 	conns    sync.WaitGroup
+
+	mu     sync.Mutex
+	open   map[*net.UnixConn]bool
+	closed bool
 }
 
 // Listen creates the control socket at path (mode 0600), replacing a stale
@@ -46,33 +50,81 @@ func Listen(path string, log logrus.FieldLogger) (*Server, error) {
 		l.Close()
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
-	return &Server{listener: l, log: log}, nil
+	return &Server{listener: l, log: log, open: map[*net.UnixConn]bool{}}, nil
 }
 
+// writeTimeout bounds how long an answer may wait for a client that does
+// not read it: drover's stop never waits on a client.
+const writeTimeout = 5 * time.Second
+
 // Serve accepts connections and answers them with h until Close; it
-// returns once every connection it took is done.
+// returns once every connection it took is done. It survives what the
+// kernel runs out of (EMFILE, ENFILE, ENOBUFS, ECONNABORTED): it logs once,
+// waits a moment and accepts again, so a brush with the fd limit never
+// leaves the control socket dead.
 func (s *Server) Serve(h Handler) {
 	defer s.conns.Wait()
+	var pause time.Duration
 	for {
 		conn, err := s.listener.AcceptUnix()
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
 		if err != nil {
-			return // closed
+			if pause == 0 {
+				s.log.WithError(err).Warn("control socket: accept failed; retrying")
+			}
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			time.Sleep(pause)
+			continue
+		}
+		pause = 0
+		if !s.track(conn, true) {
+			conn.Close()
+			return
 		}
 		s.conns.Add(1)
 		go func() {
 			defer s.conns.Done()
+			defer s.track(conn, false)
 			defer conn.Close()
 			s.serveConn(conn, h)
 		}()
 	}
 }
 
-// Close stops accepting; connections under way finish.
-func (s *Server) Close() error { return s.listener.Close() }
+// track adds or removes an open connection; it refuses new ones once
+// closed.
+func (s *Server) track(conn *net.UnixConn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !add {
+		delete(s.open, conn)
+		return true
+	}
+	if s.closed {
+		return false
+	}
+	s.open[conn] = true
+	return true
+}
+
+// Close stops accepting and closes every open connection: a client
+// waiting for an answer (a reload) gets EOF.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	for conn := range s.open {
+		conn.Close()
+	}
+	s.mu.Unlock()
+	return s.listener.Close()
+}
 
 func (s *Server) serveConn(conn *net.UnixConn, h Handler) {
 	respond := func(r Response) {
 		b, _ := json.Marshal(r)
+		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 		conn.Write(append(b, '\n'))
 	}
 	uid, pid, err := peerCredentials(conn)

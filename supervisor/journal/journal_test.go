@@ -81,6 +81,7 @@ func TestJournalHookFallsBack(t *testing.T) {
 	log.AddHook(hook)
 	log.WithField("worker", 1).Info("one")
 	log.Error("two")
+	hook.Close() // sends what is queued
 	lines := strings.Split(strings.TrimSuffix(fallback.String(), "\n"), "\n")
 	if len(lines) != 3 {
 		t.Fatalf("want the notice and 2 entries, got %q", lines)
@@ -147,4 +148,61 @@ func fieldNames(f journaltest.Fields) []string {
 		names = append(names, k)
 	}
 	return names
+}
+
+// A log that takes nothing (journald gone, stderr stuck) never blocks the
+// caller: entries beyond the queue are dropped, and one entry says how many
+// once the log moves again.
+func TestJournalHookNeverBlocks(t *testing.T) {
+	stuck := &gate{open: make(chan struct{})}
+	hook := newHook(filepath.Join(t.TempDir(), "no-journald"), stuck)
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	log.AddHook(hook)
+	const n = 3 * backlogSize
+	done := make(chan struct{})
+	go func() {
+		for i := range n {
+			log.WithField("i", i).Info("entry")
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("logging blocked on a stuck log")
+	}
+	close(stuck.open)
+	hook.Close()
+	out := stuck.String()
+	if !strings.Contains(out, "<4>drover: ") || !strings.Contains(out, "of drover's log entries dropped: journald did not keep up") {
+		t.Errorf("no drop notice in %.300q", out)
+	}
+	if got := strings.Count(out, "msg=entry"); got >= n || got == 0 {
+		t.Errorf("%d entries written of %d: want some, and some dropped", got, n)
+	}
+}
+
+// gate is a writer that blocks until open is closed.
+type gate struct {
+	open chan struct{}
+	journaltest.Buffer
+}
+
+func (g *gate) Write(p []byte) (int, error) {
+	<-g.open
+	return g.Buffer.Write(p)
+}
+
+func TestAsyncNeverBlocks(t *testing.T) {
+	stuck := &gate{open: make(chan struct{})}
+	a := NewAsync(stuck)
+	for range 3 * backlogSize {
+		a.Write([]byte("line\n"))
+	}
+	close(stuck.open)
+	a.Close()
+	if out := stuck.String(); !strings.Contains(out, "of drover's log entries dropped") {
+		t.Errorf("no drop notice in %.200q", out)
+	}
 }

@@ -30,6 +30,9 @@ type Listener struct {
 	conn *net.UnixConn
 	// Addr is the NOTIFY_SOCKET value given to workers.
 	Addr string
+	uid  int
+	buf  []byte
+	oob  []byte
 }
 
 // Listen opens the socket in the abstract namespace: it needs no
@@ -58,27 +61,45 @@ func Listen() (*Listener, error) {
 		conn.Close()
 		return nil, fmt.Errorf("worker notify socket %s: SO_PASSCRED: %w", addr, errors.Join(err, sockErr))
 	}
-	return &Listener{conn: conn, Addr: addr}, nil
+	return &Listener{conn: conn, Addr: addr, uid: unix.Getuid()}, nil
 }
 
-// read returns the next datagram with its sender's pid. Datagrams without
-// credentials are returned with pid 0 (the caller drops them). File
+// Read returns the next datagram from a process of drover's own user, with
+// its sender's pid. Workers run as drover's user; a datagram from any
+// other uid (the abstract socket's name is visible in /proc/net/unix to
+// every local user) is dropped here, before it is parsed or reaches the
+// event loop, so a flood from a stranger costs a read and nothing more.
+// Datagrams without credentials are dropped the same way. File
 // descriptors sent along (FDSTORE=1) are closed: drover keeps none.
+// Read is for one goroutine at a time.
 func (s *Listener) Read() (Message, error) {
-	buf := make([]byte, maxDatagram)
-	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred)+unix.CmsgSpace(4*16))
-	n, oobn, _, _, err := s.conn.ReadMsgUnix(buf, oob)
-	if err != nil {
-		return Message{}, err
+	if s.buf == nil {
+		s.buf = make([]byte, maxDatagram)
+		s.oob = make([]byte, unix.CmsgSpace(unix.SizeofUcred)+unix.CmsgSpace(4*16))
 	}
-	msg := Message{Fields: Parse(buf[:n])}
-	cmsgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	for {
+		n, oobn, _, _, err := s.conn.ReadMsgUnix(s.buf, s.oob)
+		if err != nil {
+			return Message{}, err
+		}
+		pid, ok := s.sender(s.oob[:oobn])
+		if !ok {
+			continue
+		}
+		return Message{Pid: pid, Fields: Parse(s.buf[:n])}, nil
+	}
+}
+
+// sender reads the credentials of a datagram, closing any fds it carried;
+// ok is false unless it came from a process of drover's uid.
+func (s *Listener) sender(oob []byte) (pid int, ok bool) {
+	cmsgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
-		return msg, nil
+		return 0, false
 	}
 	for _, c := range cmsgs {
 		if cred, err := unix.ParseUnixCredentials(&c); err == nil {
-			msg.Pid = int(cred.Pid)
+			pid, ok = int(cred.Pid), int(cred.Uid) == s.uid && cred.Pid > 0
 		}
 		if fds, err := unix.ParseUnixRights(&c); err == nil {
 			for _, fd := range fds {
@@ -86,7 +107,7 @@ func (s *Listener) Read() (Message, error) {
 			}
 		}
 	}
-	return msg, nil
+	return pid, ok
 }
 
 func (s *Listener) Close() error { return s.conn.Close() }

@@ -44,7 +44,8 @@ type Report struct {
 	// Fds maps each open fd number (other than the ones this program opened
 	// itself to read them) to its readlink target.
 	Fds map[int]string `json:"fds"`
-	// Env holds LISTEN_*, NOTIFY_SOCKET, WATCHDOG_*, DROVER_* and JOURNAL_STREAM.
+	// Env holds LISTEN_*, NOTIFY_SOCKET, WATCHDOG_*, DROVER_*, JOURNAL_STREAM,
+	// SYSTEMD_EXEC_PID and FDSTORE.
 	Env map[string]string `json:"env"`
 }
 
@@ -131,7 +132,7 @@ func takeReport() Report {
 	}
 	for _, kv := range os.Environ() {
 		k, v, _ := strings.Cut(kv, "=")
-		for _, p := range []string{"LISTEN_", "NOTIFY_SOCKET", "WATCHDOG_", "DROVER_", "JOURNAL_STREAM"} {
+		for _, p := range []string{"LISTEN_", "NOTIFY_SOCKET", "WATCHDOG_", "DROVER_", "JOURNAL_STREAM", "SYSTEMD_EXEC_PID", "FDSTORE"} {
 			if strings.HasPrefix(k, p) {
 				r.Env[k] = v
 			}
