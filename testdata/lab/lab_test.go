@@ -40,6 +40,10 @@ var scenarios = []struct {
 	{"notify-reload", testNotifyReload},
 	{"journal", testJournal},
 	{"journal-burst", testJournalBurst},
+	// surroundings_test.go: what drover must survive (issue 12).
+	{"journald-stuck", testJournaldStuck},
+	{"journald-gone", testJournaldGone},
+	{"kill-during-reload", testKillDuringReload},
 	// operator_test.go: drover status, scale and init.
 	{"status", testStatus},
 	{"scale", testScale},
