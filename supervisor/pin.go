@@ -23,29 +23,46 @@ type pinnedExe struct {
 	link string
 }
 
-// pinExe pins path under dir/<generation>/; without a dir (no writable
-// place) it falls back to exec by path.
-func pinExe(path, dir string, generation int) (*pinnedExe, error) {
+// openExe opens the command a generation runs, so that it can be pinned.
+func openExe(path string) (*pinnedExe, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open worker command %s: %w", path, err)
 	}
+	return &pinnedExe{path: path, file: f}, nil
+}
+
+// pin links the open command under dir/<generation>/. Without a dir (no
+// writable place at start), or when the link cannot be made (the runtime
+// directory filled up, was removed or made read-only since), the generation
+// is exec'd by path instead: it still runs, and only a restart or rollback
+// after the file on disk changed would run the new file. The error says
+// why it is not pinned; the caller warns, since serving goes on.
+func (p *pinnedExe) pin(dir string, generation int) error {
 	if dir == "" {
-		f.Close()
-		return &pinnedExe{path: path}, nil
+		p.unpin()
+		return nil
 	}
 	genDir := filepath.Join(dir, strconv.Itoa(generation))
 	if err := os.MkdirAll(genDir, 0o700); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("pin worker command %s: %w", path, err)
+		p.unpin()
+		return fmt.Errorf("pin worker command %s in %s: %w", p.path, dir, err)
 	}
-	link := filepath.Join(genDir, filepath.Base(path))
-	target := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd())
+	link := filepath.Join(genDir, filepath.Base(p.path))
+	target := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), p.file.Fd())
 	if err := os.Symlink(target, link); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("pin worker command %s: %w", path, err)
+		os.Remove(genDir)
+		p.unpin()
+		return fmt.Errorf("pin worker command %s in %s: %w", p.path, dir, err)
 	}
-	return &pinnedExe{path: path, file: f, link: link}, nil
+	p.link = link
+	return nil
+}
+
+// unpin falls back to exec by path.
+func (p *pinnedExe) unpin() {
+	p.file.Close()
+	p.file = nil
 }
 
 // execPath is what the trampoline executes.

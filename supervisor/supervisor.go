@@ -351,15 +351,19 @@ func (s *Supervisor) startFirstGeneration() error {
 }
 
 // newGeneration resolves the command in PATH again (a reload may find a new
-// install) and pins what it finds.
+// install) and pins what it finds, or else runs it by path: a full or
+// broken runtime directory must not block a reload.
 func (s *Supervisor) newGeneration(number int) (*generation, error) {
 	path, err := exec.LookPath(s.cfg.Command[0])
 	if err != nil {
 		return nil, fmt.Errorf("worker command %q: %w", s.cfg.Command[0], errors.Unwrap(err))
 	}
-	exe, err := pinExe(path, s.pinDir, number)
+	exe, err := openExe(path)
 	if err != nil {
 		return nil, err
+	}
+	if err := exe.pin(s.pinDir, number); err != nil {
+		s.log.WithError(err).WithField("generation", number).Warn("cannot pin the worker command: this generation runs it by path, so a restart after the file changes runs the new file")
 	}
 	return &generation{number: number, state: generationStarting, exe: exe}, nil
 }
