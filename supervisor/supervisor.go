@@ -286,7 +286,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		"command": strings.Join(s.cfg.Command, " "), "ready": s.cfg.Ready.String(),
 	}).Info("starting workers")
 	// systemd's TimeoutStartSec may be shorter than our ready timeout.
-	s.logNotify(s.systemd.ExtendTimeout(s.cfg.ReadyTimeout + 10*time.Second))
+	s.logNotify(s.systemd.ExtendTimeout(addSaturated(s.cfg.ReadyTimeout, 10*time.Second)))
 	if err := s.startFirstGeneration(); err != nil {
 		return err
 	}

@@ -311,6 +311,9 @@ func TestBadInput(t *testing.T) {
 		// exec keeps the shell's pid, so LISTEN_PID=$$ is drover's pid.
 		return []string{"sh", "-c", env + ` exec "$0" run -- true`, bin.drover}
 	}
+	run := func(flags ...string) []string {
+		return append(append([]string{bin.drover, "run", "--listen", "127.0.0.1:0"}, flags...), "--", "true")
+	}
 	for _, tc := range []struct {
 		name string
 		argv []string
@@ -325,6 +328,18 @@ func TestBadInput(t *testing.T) {
 		{"bad ready", []string{bin.drover, "run", "--ready", "soon", "--listen", "127.0.0.1:0", "--", "true"}, `--ready "soon"`, 0},
 		{"bad signal", []string{bin.drover, "run", "--stop-signal", "FOO", "--listen", "127.0.0.1:0", "--", "true"}, `signal "FOO"`, 0},
 		{"missing command", []string{bin.drover, "run", "--listen", "127.0.0.1:0"}, "no worker command", 0},
+		{"zero max-failures", run("--max-failures", "0"), "--max-failures 0: want at least 1", 0},
+		{"negative max-failures", run("--max-failures", "-1"), "--max-failures -1: want at least 1", 0},
+		{"zero backoff-min", run("--backoff-min", "0"), "--backoff-min 0s: want a positive duration", 0},
+		{"zero backoff-max", run("--backoff-max", "0"), "--backoff-max 0s: want a positive duration", 0},
+		{"zero min-uptime", run("--min-uptime", "0"), "--min-uptime 0s: want a positive duration", 0},
+		{"zero ready-timeout", run("--ready-timeout", "0"), "--ready-timeout 0s: want a positive duration", 0},
+		{"negative stop-timeout", run("--stop-timeout", "-1s"), "--stop-timeout -1s: want a positive duration", 0},
+		{"zero failure-window", run("--failure-window", "0"), "--failure-window 0s: want a positive duration", 0},
+		{"huge stop-timeout", run("--stop-timeout", "2562047h"), "--stop-timeout 2562047h0m0s: want at most 24h0m0s", 0},
+		{"huge ready-timeout", run("--ready-timeout", "25h"), "--ready-timeout 25h0m0s: want at most 24h0m0s", 0},
+		{"huge backoff-min", run("--backoff-min", "25h"), "--backoff-min 25h0m0s: want at most 24h0m0s", 0},
+		{"huge backoff-max", run("--backoff-max", "2562047h"), "--backoff-max 2562047h0m0s: want at most 24h0m0s", 0},
 		{"command not found", []string{bin.drover, "run", "--listen", "127.0.0.1:0", "--", "/nonexistent/app"}, `worker command "/nonexistent/app"`, exitConfig},
 		{"no sockets", []string{bin.drover, "run", "--", "true"}, "no sockets", exitConfig},
 		{"bad address", []string{bin.drover, "run", "--listen", "127.0.0.1", "--", "true"}, "want HOST:PORT", 0},
