@@ -41,6 +41,7 @@ type Supervisor struct {
 	// made: workers are then exec'd by path).
 	pinDir     string
 	removePins bool
+	pinLock    *os.File // held on pinDir while drover lives (pin.go)
 
 	events chan event
 	// done is closed when Run returns, so goroutines with an event to post
@@ -191,10 +192,14 @@ func New(cfg Config) (_ *Supervisor, err error) {
 		}
 	}
 	s.openCgroups()
-	if dir, err := os.MkdirTemp(cfg.RuntimeDir, "drover-exe-"); err == nil {
-		s.pinDir, s.removePins = dir, true
+	dir, lock, removed, pinErr := makePinDir(cfg.RuntimeDir)
+	for _, stale := range removed {
+		s.log.WithField("dir", stale).Info("removed the pin directory of a drover that is gone")
+	}
+	if pinErr == nil {
+		s.pinDir, s.pinLock, s.removePins = dir, lock, true
 	} else {
-		s.log.WithError(err).Warn("no place to pin the worker command: a rollback will run what is on disk then")
+		s.log.WithError(pinErr).Warn("no place to pin the worker command: a rollback will run what is on disk then")
 	}
 	return s, nil
 }
@@ -421,6 +426,10 @@ func (s *Supervisor) closeResources() {
 	}
 	if s.removePins {
 		os.RemoveAll(s.pinDir)
+	}
+	if s.pinLock != nil {
+		s.pinLock.Close()
+		s.pinLock = nil
 	}
 }
 
