@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"fmt"
+	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -120,6 +121,16 @@ func (c Config) withDefaults() Config {
 		c.Log = l
 	}
 	return c
+}
+
+// addSaturated is d plus a margin (not negative), or the largest duration
+// where the sum would overflow: drover adds margins to the timeouts it
+// tells systemd, and a library user may pass any duration.
+func addSaturated(d, margin time.Duration) time.Duration {
+	if d > math.MaxInt64-margin {
+		return math.MaxInt64
+	}
+	return d + margin
 }
 
 type nopWriter struct{}

@@ -42,6 +42,7 @@ type Supervisor struct {
 	// made: workers are then exec'd by path).
 	pinDir     string
 	removePins bool
+	pinLock    *os.File // held on pinDir while drover lives (pin.go)
 
 	events chan event
 	// done is closed when Run returns, so goroutines with an event to post
@@ -195,10 +196,14 @@ func New(cfg Config) (_ *Supervisor, err error) {
 		}
 	}
 	s.openCgroups()
-	if dir, err := os.MkdirTemp(cfg.RuntimeDir, "drover-exe-"); err == nil {
-		s.pinDir, s.removePins = dir, true
+	dir, lock, removed, pinErr := makePinDir(cfg.RuntimeDir)
+	for _, stale := range removed {
+		s.log.WithField("dir", stale).Info("removed the pin directory of a drover that is gone")
+	}
+	if pinErr == nil {
+		s.pinDir, s.pinLock, s.removePins = dir, lock, true
 	} else {
-		s.log.WithError(err).Warn("no place to pin the worker command: a rollback will run what is on disk then")
+		s.log.WithError(pinErr).Warn("no place to pin the worker command: a rollback will run what is on disk then")
 	}
 	return s, nil
 }
@@ -290,7 +295,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		"command": strings.Join(s.cfg.Command, " "), "ready": s.cfg.Ready.String(),
 	}).Info("starting workers")
 	// systemd's TimeoutStartSec may be shorter than our ready timeout.
-	s.logNotify(s.systemd.ExtendTimeout(s.cfg.ReadyTimeout + 10*time.Second))
+	s.logNotify(s.systemd.ExtendTimeout(addSaturated(s.cfg.ReadyTimeout, 10*time.Second)))
 	if err := s.startFirstGeneration(); err != nil {
 		return err
 	}
@@ -355,15 +360,19 @@ func (s *Supervisor) startFirstGeneration() error {
 }
 
 // newGeneration resolves the command in PATH again (a reload may find a new
-// install) and pins what it finds.
+// install) and pins what it finds, or else runs it by path: a full or
+// broken runtime directory must not block a reload.
 func (s *Supervisor) newGeneration(number int) (*generation, error) {
 	path, err := exec.LookPath(s.cfg.Command[0])
 	if err != nil {
 		return nil, fmt.Errorf("worker command %q: %w", s.cfg.Command[0], errors.Unwrap(err))
 	}
-	exe, err := pinExe(path, s.pinDir, number)
+	exe, err := openExe(path)
 	if err != nil {
 		return nil, err
+	}
+	if err := exe.pin(s.pinDir, number); err != nil {
+		s.log.WithError(err).WithField("generation", number).Warn("cannot pin the worker command: this generation runs it by path, so a restart after the file changes runs the new file")
 	}
 	return &generation{number: number, state: generationStarting, exe: exe}, nil
 }
@@ -422,6 +431,10 @@ func (s *Supervisor) closeResources() {
 	}
 	if s.removePins {
 		os.RemoveAll(s.pinDir)
+	}
+	if s.pinLock != nil {
+		s.pinLock.Close()
+		s.pinLock = nil
 	}
 }
 

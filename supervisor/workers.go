@@ -240,7 +240,7 @@ func (s *Supervisor) stop(err error, why string) {
 	}
 	// systemd's TimeoutStopSec may be shorter than our drain: ask for the
 	// drain plus time to SIGKILL and reap.
-	s.logNotify(s.systemd.Stopping(s.cfg.StopTimeout + 5*time.Second))
+	s.logNotify(s.systemd.Stopping(addSaturated(s.cfg.StopTimeout, 5*time.Second)))
 	s.log.WithFields(logrus.Fields{"workers": len(s.byPid), "signal": unix.SignalName(s.cfg.StopSignal), "timeout": s.cfg.StopTimeout}).Info(why + ": draining workers")
 	for _, w := range s.byPid {
 		s.stopWorker(w)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -52,7 +53,16 @@ type started struct {
 
 func startProcess(t *testing.T, name string, args ...string) *started {
 	t.Helper()
+	return startProcessEnv(t, nil, name, args...)
+}
+
+// startProcessEnv starts name with env added to the test's environment.
+func startProcessEnv(t *testing.T, env []string, name string, args ...string) *started {
+	t.Helper()
 	cmd := exec.Command(name, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
@@ -301,6 +311,9 @@ func TestBadInput(t *testing.T) {
 		// exec keeps the shell's pid, so LISTEN_PID=$$ is drover's pid.
 		return []string{"sh", "-c", env + ` exec "$0" run -- true`, bin.drover}
 	}
+	run := func(flags ...string) []string {
+		return append(append([]string{bin.drover, "run", "--listen", "127.0.0.1:0"}, flags...), "--", "true")
+	}
 	for _, tc := range []struct {
 		name string
 		argv []string
@@ -315,12 +328,25 @@ func TestBadInput(t *testing.T) {
 		{"bad ready", []string{bin.drover, "run", "--ready", "soon", "--listen", "127.0.0.1:0", "--", "true"}, `--ready "soon"`, 0},
 		{"bad signal", []string{bin.drover, "run", "--stop-signal", "FOO", "--listen", "127.0.0.1:0", "--", "true"}, `signal "FOO"`, 0},
 		{"missing command", []string{bin.drover, "run", "--listen", "127.0.0.1:0"}, "no worker command", 0},
+		{"zero max-failures", run("--max-failures", "0"), "--max-failures 0: want at least 1", 0},
+		{"negative max-failures", run("--max-failures", "-1"), "--max-failures -1: want at least 1", 0},
+		{"zero backoff-min", run("--backoff-min", "0"), "--backoff-min 0s: want a positive duration", 0},
+		{"zero backoff-max", run("--backoff-max", "0"), "--backoff-max 0s: want a positive duration", 0},
+		{"zero min-uptime", run("--min-uptime", "0"), "--min-uptime 0s: want a positive duration", 0},
+		{"zero ready-timeout", run("--ready-timeout", "0"), "--ready-timeout 0s: want a positive duration", 0},
+		{"negative stop-timeout", run("--stop-timeout", "-1s"), "--stop-timeout -1s: want a positive duration", 0},
+		{"zero failure-window", run("--failure-window", "0"), "--failure-window 0s: want a positive duration", 0},
+		{"huge stop-timeout", run("--stop-timeout", "2562047h"), "--stop-timeout 2562047h0m0s: want at most 24h0m0s", 0},
+		{"huge ready-timeout", run("--ready-timeout", "25h"), "--ready-timeout 25h0m0s: want at most 24h0m0s", 0},
+		{"huge backoff-min", run("--backoff-min", "25h"), "--backoff-min 25h0m0s: want at most 24h0m0s", 0},
+		{"huge backoff-max", run("--backoff-max", "2562047h"), "--backoff-max 2562047h0m0s: want at most 24h0m0s", 0},
 		{"command not found", []string{bin.drover, "run", "--listen", "127.0.0.1:0", "--", "/nonexistent/app"}, `worker command "/nonexistent/app"`, exitConfig},
 		{"no sockets", []string{bin.drover, "run", "--", "true"}, "no sockets", exitConfig},
 		{"bad address", []string{bin.drover, "run", "--listen", "127.0.0.1", "--", "true"}, "want HOST:PORT", 0},
 		{"busy address", []string{bin.drover, "run", "--listen", busy.Addr().String(), "--", "true"}, "address already in use", exitConfig},
 		{"malformed LISTEN_FDS", sh("LISTEN_PID=$$ LISTEN_FDS=abc"), `LISTEN_FDS="abc"`, exitConfig},
 		{"names do not match", sh("LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=a:b"), "has 2 names for LISTEN_FDS=1", exitConfig},
+		{"LISTEN_PID not a number", sh("LISTEN_PID=abc LISTEN_FDS=1"), `LISTEN_PID="abc" is not a pid`, exitConfig},
 		{"fd 3 is not a socket", sh("exec 3</dev/null; LISTEN_PID=$$ LISTEN_FDS=1"), "fd 3 (unknown) is not a socket", exitConfig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -345,6 +371,26 @@ func TestBadInput(t *testing.T) {
 			}
 			if strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, tc.want) {
 				t.Errorf("stderr %q, want one line containing %q", out, tc.want)
+			}
+		})
+	}
+}
+
+// LISTEN_FDS left in a shell without LISTEN_PID (or with an empty one) was
+// meant for some other process: drover ignores it, as sd_listen_fds(3)
+// does, and serves on --listen.
+func TestStaleListenFDsInDevMode(t *testing.T) {
+	for _, env := range [][]string{{"LISTEN_FDS=2"}, {"LISTEN_FDS=2", "LISTEN_PID=", "LISTEN_FDNAMES=a:b"}} {
+		t.Run(strings.Join(env, " "), func(t *testing.T) {
+			p := startProcessEnv(t, env, bin.drover, "run", "--listen", "127.0.0.1:0", "--workers", "1", "--", bin.example)
+			addr := regexp.MustCompile(`sockets="?([0-9.:]+)`).FindStringSubmatch(p.stderr.waitFor(t, "starting workers"))[1]
+			p.stderr.waitFor(t, "all 1 workers ready")
+			if _, slot := ask(t, addr); slot != "0" {
+				t.Errorf("answered by slot %s, want 0", slot)
+			}
+			p.cmd.Process.Signal(syscall.SIGTERM)
+			if code := p.wait(t); code != 0 {
+				t.Errorf("exit %d after SIGTERM, want 0", code)
 			}
 		})
 	}

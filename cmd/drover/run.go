@@ -53,11 +53,11 @@ func runFlags() (*flag.FlagSet, *runOptions) {
 	})
 	fs.StringVar(&o.workers, "workers", "auto", "number of workers, or auto: one per CPU this process may use (affinity and cgroup CPU quota)")
 	fs.StringVar(&o.ready, "ready", "listen", "when a worker is ready: listen (waiting for connections on every socket, seen in /proc), notify (sent READY=1 to $NOTIFY_SOCKET) or delay=DURATION")
-	fs.DurationVar(&o.readyTimeout, "ready-timeout", 30*time.Second, "a worker not ready by then is killed and counts as a failed start")
+	fs.DurationVar(&o.readyTimeout, "ready-timeout", 30*time.Second, "a worker not ready by then is killed and counts as a failed start (at most 24h)")
 	fs.StringVar(&o.stopSignal, "stop-signal", "TERM", "signal that asks a worker to drain and exit (PM2 sends INT, nginx drains on QUIT)")
-	fs.DurationVar(&o.stopTimeout, "stop-timeout", 30*time.Second, "how long a worker may drain before SIGKILL")
-	fs.DurationVar(&o.backoffMin, "backoff-min", 100*time.Millisecond, "delay before restarting a worker that failed within --min-uptime; doubles with each consecutive such failure")
-	fs.DurationVar(&o.backoffMax, "backoff-max", 15*time.Second, "longest delay before restarting a failed worker")
+	fs.DurationVar(&o.stopTimeout, "stop-timeout", 30*time.Second, "how long a worker may drain before SIGKILL (at most 24h)")
+	fs.DurationVar(&o.backoffMin, "backoff-min", 100*time.Millisecond, "delay before restarting a worker that failed within --min-uptime; doubles with each consecutive such failure (at most 24h)")
+	fs.DurationVar(&o.backoffMax, "backoff-max", 15*time.Second, "longest delay before restarting a failed worker (at most 24h)")
 	fs.DurationVar(&o.minUptime, "min-uptime", time.Second, "a worker that fails after being ready this long is restarted at once; quicker failures back off")
 	fs.IntVar(&o.maxFailures, "max-failures", 5, "this many failures of one worker slot within --failure-window is a crash loop: drover stops and exits 1")
 	fs.DurationVar(&o.window, "failure-window", time.Minute, "window for --max-failures")
@@ -87,7 +87,11 @@ the workers (the stop signal, then SIGKILL after --stop-timeout) and exits 0.
 
 SIGHUP or drover reload replaces the workers with the program now on disk, a
 batch at a time, each new worker ready before an old one drains; if a new
-worker fails, the old version keeps serving and the reload fails.`,
+worker fails, the old version keeps serving and the reload fails.
+
+Every duration must be above 0 (with --min-uptime 1ns, any worker that was
+ready restarts at once), and --ready-timeout, --stop-timeout, --backoff-min
+and --backoff-max at most 24h; --max-failures at least 1.`,
 		flags: func() *flag.FlagSet { fs, _ := runFlags(); return fs },
 		run:   runCommand,
 	}
@@ -184,10 +188,8 @@ func (o *runOptions) config(command []string) (supervisor.Config, error) {
 	if err != nil {
 		return supervisor.Config{}, fmt.Errorf("--stop-signal: %w", err)
 	}
-	for name, d := range map[string]time.Duration{"ready-timeout": o.readyTimeout, "stop-timeout": o.stopTimeout, "failure-window": o.window} {
-		if d <= 0 {
-			return supervisor.Config{}, fmt.Errorf("--%s %v: want a positive duration", name, d)
-		}
+	if err := o.checkLimits(); err != nil {
+		return supervisor.Config{}, err
 	}
 	batch, err := supervisor.ParseBatch(o.reloadBatch)
 	if err != nil {
@@ -208,6 +210,40 @@ func (o *runOptions) config(command []string) (supervisor.Config, error) {
 		MaxFailures:   o.maxFailures,
 		FailureWindow: o.window,
 	}, nil
+}
+
+// maxFlagDuration caps the timeouts and backoffs: a day is far beyond any
+// sane wait, and the timeouts, plus drover's margin, are what it asks
+// systemd to wait (EXTEND_TIMEOUT_USEC), which it caps at a day too.
+const maxFlagDuration = 24 * time.Hour
+
+// checkLimits refuses values that supervisor.Config would read as "the
+// default" (0) or that make no sense (negative, absurdly long), rather than
+// silently running with something else than what was asked for.
+func (o *runOptions) checkLimits() error {
+	if o.maxFailures < 1 {
+		return fmt.Errorf("--max-failures %d: want at least 1", o.maxFailures)
+	}
+	for _, f := range []struct {
+		name   string
+		d      time.Duration
+		capped bool
+	}{
+		{"ready-timeout", o.readyTimeout, true},
+		{"stop-timeout", o.stopTimeout, true},
+		{"backoff-min", o.backoffMin, true},
+		{"backoff-max", o.backoffMax, true},
+		{"min-uptime", o.minUptime, false},
+		{"failure-window", o.window, false},
+	} {
+		switch {
+		case f.d <= 0:
+			return fmt.Errorf("--%s %v: want a positive duration", f.name, f.d)
+		case f.capped && f.d > maxFlagDuration:
+			return fmt.Errorf("--%s %v: want at most %v", f.name, f.d, maxFlagDuration)
+		}
+	}
+	return nil
 }
 
 // runtimeDir is the first directory of systemd's RuntimeDirectory=, or "".

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/droverd/drover/supervisor/control"
+	"github.com/droverd/drover/supervisor/output"
 )
 
 // exitNotRunning is what systemctl status returns for a unit that is not
@@ -29,7 +30,9 @@ func statusCmd() command {
 status line, systemd's restarts, active since), read over D-Bus, and a table
 of workers from the running drover: slot, pid, generation, state (starting,
 ready, draining, backing-off), uptime, restarts, CPU%, RSS and the worker's
-own STATUS= line.
+own STATUS= line. What came from workers (STATUS= lines, the command) is
+shown with control characters escaped (\x1b), so it cannot act on the
+terminal; --json keeps it as it is.
 
 With UNIT (myapp or myapp.service), drover's control socket is found through
 the unit's RuntimeDirectory=. Without, from $RUNTIME_DIRECTORY (as in
@@ -153,7 +156,14 @@ func explainControlError(err error) error {
 	return err
 }
 
+// printReport prints r as JSON, or as text for a terminal. Status lines,
+// commands and socket paths come from the workers and the unit (whose
+// StatusText carries drover's status line, with a worker's failure in it),
+// so text output shows their control characters escaped (output.Sanitize):
+// a worker must not be able to clear the operator's screen or retitle the
+// terminal. JSON escapes them itself.
 func printReport(w io.Writer, r statusReport, asJSON bool) {
+	clean := output.Sanitize
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -161,13 +171,13 @@ func printReport(w io.Writer, r statusReport, asJSON bool) {
 		return
 	}
 	if u := r.Unit; u != nil {
-		fmt.Fprintf(w, "%s  %s (%s)", u.Name, u.ActiveState, u.SubState)
+		fmt.Fprintf(w, "%s  %s (%s)", clean(u.Name), clean(u.ActiveState), clean(u.SubState))
 		if !u.ActiveSince.IsZero() && running(*u) {
 			fmt.Fprintf(w, " since %s (%s ago)", u.ActiveSince.Format(time.DateTime), time.Since(u.ActiveSince).Round(time.Second))
 		}
 		fmt.Fprintf(w, "\n  main pid %d · %d restarts by systemd\n", u.MainPID, u.NRestarts)
 		if u.StatusText != "" {
-			fmt.Fprintf(w, "  status: %s\n", u.StatusText)
+			fmt.Fprintf(w, "  status: %s\n", clean(u.StatusText))
 		}
 	}
 	d := r.Drover
@@ -175,9 +185,9 @@ func printReport(w io.Writer, r statusReport, asJSON bool) {
 		return
 	}
 	if r.Unit == nil {
-		fmt.Fprintf(w, "drover pid %d: %s\n", d.Pid, d.StatusText)
+		fmt.Fprintf(w, "drover pid %d: %s\n", d.Pid, clean(d.StatusText))
 	}
-	fmt.Fprintf(w, "  sockets: %s · command: %s\n\n", strings.Join(d.Sockets, " "), strings.Join(d.Command, " "))
+	fmt.Fprintf(w, "  sockets: %s · command: %s\n\n", clean(strings.Join(d.Sockets, " ")), clean(strings.Join(d.Command, " ")))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SLOT\tPID\tGEN\tSTATE\tUPTIME\tRESTARTS\tCPU%\tRSS\tSTATUS")
 	for _, p := range d.Processes {
@@ -186,7 +196,7 @@ func printReport(w io.Writer, r statusReport, asJSON bool) {
 			pid, gen = fmt.Sprint(p.Pid), fmt.Sprint(p.Generation)
 			up = time.Since(p.Started).Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%.1f\t%s\t%s\n", p.Slot, pid, gen, p.State, up, p.Restarts, p.CPUPercent, humanBytes(p.RSSBytes), p.Status)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%.1f\t%s\t%s\n", p.Slot, pid, gen, clean(p.State), up, p.Restarts, p.CPUPercent, humanBytes(p.RSSBytes), clean(p.Status))
 	}
 	tw.Flush()
 }

@@ -143,9 +143,15 @@ func TestStatusScaleInitWithFakeSystemd(t *testing.T) {
 	p := startProcess(t, bin.drover, "run", "--listen", "127.0.0.1:0", "--workers", "2", "--control", control, "--", bin.testworker, "-mode", "notify")
 	p.stderr.waitFor(t, "all 2 workers ready")
 
+	// A unit's StatusText carries what a worker said (a failure's reason,
+	// drover's status line): its escape sequences must not reach the
+	// terminal drover status prints on.
+	evil := serviceUnit("inactive", 0, []string{"evil"})
+	evil["org.freedesktop.systemd1.Service"]["StatusText"] = dbus.MakeVariant("failed: \x1b[2J\x1b]0;pwned\x07")
 	bus := startFakeSystemd(t, map[string]map[string]map[string]dbus.Variant{
 		"myapp.service":   serviceUnit("active", uint32(p.cmd.Process.Pid), []string{filepath.Base(runDir)}),
 		"stopped.service": serviceUnit("inactive", 0, []string{"stopped"}),
+		"evil.service":    evil,
 		"plain.service":   serviceUnit("active", 1, nil),
 		"nosuch.service": {"org.freedesktop.systemd1.Unit": {
 			"LoadState": dbus.MakeVariant("not-found"), "ActiveState": dbus.MakeVariant("inactive"), "SubState": dbus.MakeVariant("dead"),
@@ -204,6 +210,7 @@ func TestStatusScaleInitWithFakeSystemd(t *testing.T) {
 	}{
 		{[]string{"status", "nosuch"}, 1, "no such unit: nosuch.service"},
 		{[]string{"status", "stopped"}, exitNotRunning, "stopped.service  inactive"},
+		{[]string{"status", "evil"}, exitNotRunning, `status: failed: \x1b[2J\x1b]0;pwned\x07` + "\n"},
 		{[]string{"status", "plain"}, 1, "not run by drover"},
 		{[]string{"scale", "stopped", "2"}, 1, "stopped.service is not running"},
 		{[]string{"scale", "myapp", "zero"}, exitUsage, `scale "zero"`},

@@ -26,9 +26,15 @@ type Systemd struct {
 func NewSystemd(addr string) *Systemd { return &Systemd{addr: addr} }
 
 // maxExtend caps EXTEND_TIMEOUT_USEC: systemd reads it as an unsigned
-// 64-bit count, and a duration near Go's largest would overflow when
-// drover adds its margin.
+// 64-bit count, and a day is more than any stop or start should take.
 const maxExtend = 24 * time.Hour
+
+// extendUsec is d as EXTEND_TIMEOUT_USEC, from 0 to maxExtend: a caller's
+// sum that overflowed to a negative duration must not reach systemd as a
+// negative number, which it cannot parse.
+func extendUsec(d time.Duration) int64 {
+	return max(0, min(d, maxExtend)).Microseconds()
+}
 
 // Status sends STATUS=line, only when the line changed.
 func (n *Systemd) Status(line string) error {
@@ -60,12 +66,12 @@ func (n *Systemd) Reloading() error {
 
 // Stopping sends STOPPING=1 and asks for extend more time to stop.
 func (n *Systemd) Stopping(extend time.Duration) error {
-	return n.send(fmt.Sprintf("STOPPING=1\nEXTEND_TIMEOUT_USEC=%d", min(extend, maxExtend).Microseconds()))
+	return n.send(fmt.Sprintf("STOPPING=1\nEXTEND_TIMEOUT_USEC=%d", extendUsec(extend)))
 }
 
 // ExtendTimeout asks for d more time for the start or reload under way.
 func (n *Systemd) ExtendTimeout(d time.Duration) error {
-	return n.send(fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d", min(d, maxExtend).Microseconds()))
+	return n.send(fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d", extendUsec(d)))
 }
 
 // Watchdog sends WATCHDOG=1.

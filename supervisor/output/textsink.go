@@ -73,11 +73,27 @@ const hexDigits = "0123456789abcdef"
 // still work in dev mode), other control characters and bytes that are not
 // UTF-8 as \xNN, C1 control characters as \u00NN. It is for reading, not
 // reversible: a backslash is not escaped.
-func AppendEscaped(dst, msg []byte) []byte {
+func AppendEscaped(dst, msg []byte) []byte { return appendEscaped(dst, msg, true) }
+
+// Sanitize is AppendEscaped without exceptions, for text drover shows of a
+// worker outside its log (drover status): ESC escaped too, since there it
+// could clear the operator's screen or set the terminal's title rather than
+// colour a line, and tab too, which would break the table's columns.
+func Sanitize(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			return string(appendEscaped(make([]byte, 0, len(s)+8), []byte(s), false))
+		}
+	}
+	return s // plain ASCII: nothing to escape
+}
+
+// appendEscaped is AppendEscaped, or Sanitize without keepColours.
+func appendEscaped(dst, msg []byte, keepColours bool) []byte {
 	for i := 0; i < len(msg); {
 		c := msg[i]
 		if c < utf8.RuneSelf {
-			if (c >= 0x20 && c != 0x7f) || c == '\t' || c == 0x1b {
+			if (c >= 0x20 && c != 0x7f) || (keepColours && (c == '\t' || c == 0x1b)) {
 				dst = append(dst, c)
 			} else {
 				dst = append(dst, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])

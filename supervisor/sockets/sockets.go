@@ -45,6 +45,9 @@ func (s Socket) Close() error {
 // FromSystemd takes the sockets systemd passed, in order, with their names.
 // ok is false when the process was not socket-activated.
 //
+// Variables meant for another process (LISTEN_PID unset, empty or not
+// ours) mean not activated, and are removed from the environment.
+//
 // go-systemd's activation.Files does the taking (it checks LISTEN_PID, sets
 // CLOEXEC and unsets the variables), but it silently returns nothing for a
 // malformed LISTEN_FDS, does not check the name count, and renames an empty
@@ -54,12 +57,12 @@ func (s Socket) Close() error {
 // so that workers get the same LISTEN_FDNAMES drover got.
 func FromSystemd() (socks []Socket, ok bool, err error) {
 	fdsVar, pidVar := os.Getenv("LISTEN_FDS"), os.Getenv("LISTEN_PID")
-	if fdsVar == "" && pidVar == "" {
-		return nil, false, nil
-	}
 	if pidVar != strconv.Itoa(os.Getpid()) {
-		// Meant for another process (a parent that leaked them): not ours.
-		if _, err := strconv.Atoi(pidVar); err != nil {
+		// Unset, empty or another process's pid: meant for someone else
+		// (a parent or a shell that leaked them), so not ours, as for
+		// sd_listen_fds(3). Removed, so no worker mistakes them for its
+		// own. A pid that is no number is a corrupt environment.
+		if _, err := strconv.Atoi(pidVar); err != nil && pidVar != "" {
 			return nil, false, invalid(fmt.Errorf("LISTEN_PID=%q is not a pid", pidVar))
 		}
 		unsetActivationEnv()

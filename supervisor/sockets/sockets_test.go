@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -76,5 +78,54 @@ func TestOpenAndParse(t *testing.T) {
 	}
 	if err := RemoveStale(sock); err == nil {
 		t.Error("RemoveStale removed a socket someone listens on")
+	}
+}
+
+// Activation variables meant for another process (LISTEN_PID unset, empty
+// or another pid: a parent leaked them) mean "not socket-activated", as for
+// sd_listen_fds(3), and are removed so that no worker sees them. Only a
+// LISTEN_PID that is no number, or a malformed environment meant for this
+// process, is an error.
+func TestFromSystemdEnvironment(t *testing.T) {
+	self := strconv.Itoa(os.Getpid())
+	unset := "(unset)"
+	for _, tc := range []struct {
+		name          string
+		pid, fds, fdn string
+		wantErr       string // "" means not activated, no error
+	}{
+		{"stale LISTEN_FDS alone", unset, "2", unset, ""},
+		{"empty LISTEN_PID", "", "2", "a:b", ""},
+		{"another process's", "1", "2", "a:b", ""},
+		{"names alone", unset, unset, "web", ""},
+		{"LISTEN_PID not a number", "abc", "2", unset, `LISTEN_PID="abc" is not a pid`},
+		{"ours, LISTEN_FDS malformed", self, "abc", unset, `LISTEN_FDS="abc"`},
+		{"ours, LISTEN_FDS empty", self, "", unset, `LISTEN_FDS=""`},
+		{"ours, LISTEN_FDS unset", self, unset, unset, `LISTEN_FDS=""`},
+		{"ours, names do not match", self, "1", "a:b", "has 2 names for LISTEN_FDS=1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range map[string]string{"LISTEN_PID": tc.pid, "LISTEN_FDS": tc.fds, "LISTEN_FDNAMES": tc.fdn} {
+				t.Setenv(k, v) // restored after the test, also when unset below
+				if v == unset {
+					os.Unsetenv(k)
+				}
+			}
+			socks, ok, err := FromSystemd()
+			if tc.wantErr != "" {
+				if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("FromSystemd() = %v, want ErrInvalid with %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || ok || socks != nil {
+				t.Fatalf("FromSystemd() = %v, %v, %v; want not activated", socks, ok, err)
+			}
+			for _, k := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
+				if v, set := os.LookupEnv(k); set {
+					t.Errorf("%s=%q still set: workers would see it", k, v)
+				}
+			}
+		})
 	}
 }
