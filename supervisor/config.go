@@ -50,6 +50,21 @@ type Config struct {
 	MaxFailures   int
 	FailureWindow time.Duration
 
+	// Health (health.go). MaxMemory > 0 recycles a worker whose memory
+	// (its cgroup's, or its process tree's RSS) is over it, sampled every
+	// MemoryInterval. MaxLifetime > 0 recycles a worker that long after it
+	// was ready, ±10%. WorkerWatchdog > 0 gives workers WATCHDOG_USEC: one
+	// that stops pinging is hung and gets HangSignal, then SIGKILL after
+	// HangGrace. LivenessInterval is how often a ready worker is checked
+	// to still wait on its sockets.
+	MaxMemory        int64
+	MemoryInterval   time.Duration
+	MaxLifetime      time.Duration
+	WorkerWatchdog   time.Duration
+	HangSignal       syscall.Signal
+	HangGrace        time.Duration
+	LivenessInterval time.Duration
+
 	// ReloadBatch is how many new workers start at once during a reload.
 	ReloadBatch Batch
 	// ControlSocket is where `drover reload` finds this drover ("": none).
@@ -100,6 +115,12 @@ func (c Config) withDefaults() Config {
 	setDuration(&c.BackoffMax, 15*time.Second)
 	setDuration(&c.MinUptime, time.Second)
 	setDuration(&c.FailureWindow, time.Minute)
+	setDuration(&c.MemoryInterval, time.Second)
+	setDuration(&c.HangGrace, 10*time.Second)
+	setDuration(&c.LivenessInterval, 5*time.Second)
+	if c.HangSignal == 0 {
+		c.HangSignal = syscall.SIGABRT
+	}
 	if c.ReloadBatch == (Batch{}) {
 		c.ReloadBatch = Batch{Count: 1}
 	}
@@ -149,6 +170,8 @@ func (c Config) validate() error {
 		return usage(fmt.Errorf("--backoff-max %v is below --backoff-min %v", c.BackoffMax, c.BackoffMin))
 	case c.MaxFailures < 1:
 		return usage(fmt.Errorf("--max-failures %d: want at least 1", c.MaxFailures))
+	case c.MaxMemory < 0 || c.MaxLifetime < 0 || c.WorkerWatchdog < 0 || c.MemoryInterval < 0 || c.HangGrace < 0:
+		return usage(fmt.Errorf("health limits must not be negative"))
 	case c.Ready.Mode == ReadyDelay && c.Ready.Delay >= c.ReadyTimeout:
 		return usage(fmt.Errorf("--ready delay=%v is not below --ready-timeout %v: no worker could ever be ready", c.Ready.Delay, c.ReadyTimeout))
 	}
@@ -225,4 +248,40 @@ func ParseSignal(s string) (syscall.Signal, error) {
 		return sig, nil
 	}
 	return 0, usage(fmt.Errorf("signal %q: unknown name (try TERM, INT, QUIT, HUP, USR1, USR2, WINCH)", s))
+}
+
+// ParseSize parses --max-memory: bytes, or a number with K, M, G or T
+// (powers of 1024, an optional trailing B or iB): 512M, 1.5G, 1048576.
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
+	mult := 1.0
+	if n := len(t); n > 0 {
+		if i := strings.IndexByte("KMGT", t[n-1]); i >= 0 {
+			mult = float64(int64(1) << (10 * (i + 1)))
+			t = t[:n-1]
+		}
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || f <= 0 || f*mult >= 1<<62 {
+		return 0, usage(fmt.Errorf("--max-memory %q: want a size such as 512M or 1.5G", s))
+	}
+	return int64(f * mult), nil
+}
+
+// FormatSize writes n bytes the way ParseSize reads them: 530M, 1.5G.
+func FormatSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatInt(n, 10)
+	}
+	f, i := float64(n), -1
+	for f >= unit && i < 3 {
+		f /= unit
+		i++
+	}
+	digits := strconv.FormatFloat(f, 'f', 1, 64)
+	if f >= 10 {
+		digits = strconv.FormatFloat(f, 'f', 0, 64)
+	}
+	return strings.TrimSuffix(digits, ".0") + string("KMGT"[i])
 }

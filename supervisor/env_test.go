@@ -188,3 +188,41 @@ func (f *fakeEnv) allEnded(t *testing.T) {
 		}
 	}
 }
+
+// count is how many workers of gen were launched in slot so far.
+func (f *fakeEnv) count(slot, gen int) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, p := range f.procs {
+		if p.slot == slot && p.gen == gen {
+			n++
+		}
+	}
+	return n
+}
+
+// waitNewest waits until n workers of gen were launched in all and
+// returns the last.
+func (f *fakeEnv) waitNewest(t *testing.T, gen, n int) *fakeProc {
+	t.Helper()
+	deadline := time.After(waitLimit)
+	for {
+		f.mu.Lock()
+		var seen []*fakeProc
+		for _, p := range f.procs {
+			if p.gen == gen {
+				seen = append(seen, p)
+			}
+		}
+		f.mu.Unlock()
+		if len(seen) >= n {
+			return seen[n-1]
+		}
+		select {
+		case <-f.changed:
+		case <-deadline:
+			t.Fatalf("%d workers of generation %d launched, want %d", len(seen), gen, n)
+		}
+	}
+}

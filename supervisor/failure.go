@@ -31,6 +31,11 @@ const (
 	failNotReady
 	// failRollback: a rollback could not restore the slot's worker.
 	failRollback
+	// failWatchdog: the worker stopped pinging WATCHDOG=1, or sent
+	// WATCHDOG=trigger; drover killed it as hung.
+	failWatchdog
+	// failMemory: over --max-memory as soon as it was ready.
+	failMemory
 )
 
 // failure is one worker failure: its kind and the words the log, STATUS=

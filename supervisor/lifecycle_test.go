@@ -228,3 +228,30 @@ func TestReloadingOnlyForSIGHUP(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Age recycles go one at a time; a replacement that fails leaves the old
+// worker serving and is tried again, never counted as a failure.
+func TestRecyclesOneAtATimeAndRetry(t *testing.T) {
+	cfg, reports := testConfig(t, 2, "report")
+	cfg.MaxLifetime = time.Millisecond
+	cfg.MaxFailures = 1 // a counted failure would be a crash loop
+	cfg.BackoffMin = time.Millisecond
+	f := newFakeEnv()
+	h := startWith(t, cfg, reports, f)
+	f.proc(t, 0, 1, 1).ready(t)
+	f.proc(t, 1, 1, 1).ready(t)
+	h.sd.waitFor(t, "READY=1")
+	first := f.waitNewest(t, 1, 3) // the first replacement, of either slot
+	other := 1 - first.slot
+	if f.count(other, 1) != 1 {
+		t.Fatal("two recycles under way at once")
+	}
+	first.crash(1) // the replacement fails: the old worker keeps serving
+	h.waitLogged(t, "recycle failed: the old worker keeps serving; trying again", nil)
+	retry := f.proc(t, first.slot, 1, 3)
+	retry.ready(t)
+	h.waitLogged(t, "worker recycled", logrus.Fields{"worker": first.slot})
+	if err := h.stop(t); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+}

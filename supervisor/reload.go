@@ -96,6 +96,7 @@ func (s *Supervisor) servePending() {
 }
 
 func (s *Supervisor) beginReload(waiters []chan<- error, announce bool) {
+	s.cancelRecycles()
 	s.reloads++
 	s.setPhase(phaseReloading)
 	if announce {
@@ -130,6 +131,7 @@ func (s *Supervisor) endReload(waiters []chan<- error, err error, errno unix.Err
 	}
 	s.notifyReady(errno)
 	reply(waiters, err)
+	s.startRecycle()
 }
 
 func reply(waiters []chan<- error, err error) {

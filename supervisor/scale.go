@@ -39,8 +39,17 @@ func (s *Supervisor) scale(spec string) (int, error) {
 			sl.restartTimer.Stop()
 			sl.restartTimer = nil
 		}
-		if sl.worker != nil {
-			s.stopWorker(sl.worker)
+		if sl == s.recycling {
+			s.cancelRecycles()
+		}
+		if sl.recycleTimer != nil {
+			sl.recycleTimer.Stop()
+			sl.recycleTimer = nil
+		}
+		for _, w := range []*worker{sl.worker, sl.next} {
+			if w != nil {
+				s.stopWorker(w)
+			}
 		}
 	}
 	s.cfg.Workers = target

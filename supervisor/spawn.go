@@ -170,7 +170,12 @@ func (s *Supervisor) workerEnv(id, generation int) []string {
 	for i, sock := range s.sockets {
 		names[i] = sock.Name
 	}
-	return append(s.baseEnv[:len(s.baseEnv):len(s.baseEnv)],
+	env := s.baseEnv[:len(s.baseEnv):len(s.baseEnv)]
+	if s.cfg.WorkerWatchdog > 0 {
+		// WATCHDOG_PID, the worker's own pid, is the trampoline's.
+		env = append(env, "WATCHDOG_USEC="+strconv.FormatInt(s.cfg.WorkerWatchdog.Microseconds(), 10))
+	}
+	return append(env,
 		"LISTEN_FDS="+strconv.Itoa(len(s.sockets)),
 		"LISTEN_FDNAMES="+strings.Join(names, ":"),
 		"NOTIFY_SOCKET="+s.workerNotify.Addr,

@@ -36,9 +36,23 @@ func (s *Supervisor) statusLine() string {
 	if s.reloadFailure != "" {
 		// Kept until a reload succeeds, so `systemctl status` says why the
 		// old version still serves.
-		return fmt.Sprintf("%s · %d/%d workers ready · %d restarts", s.reloadFailure, s.readyCount(s.current), n, s.restarts)
+		return fmt.Sprintf("%s · %d/%d workers ready · %d restarts", s.reloadFailure, s.readyCount(s.current), n, s.restarts) + s.healthNote()
 	}
-	return fmt.Sprintf("%d/%d workers ready · generation %d · %d restarts", s.readyCount(s.current), n, s.current.number, s.restarts)
+	return fmt.Sprintf("%d/%d workers ready · generation %d · %d restarts", s.readyCount(s.current), n, s.current.number, s.restarts) + s.healthNote()
+}
+
+// healthNote names a recycle or a hung worker under way, for STATUS=.
+func (s *Supervisor) healthNote() string {
+	note := ""
+	if sl := s.recycling; sl != nil {
+		note += fmt.Sprintf(" · recycling worker %d (%s)", sl.id, sl.recycleReason)
+	}
+	for _, w := range s.byPid {
+		if w.killedFor != nil && w.killedFor.kind == failWatchdog && w.state == workerDraining {
+			note += fmt.Sprintf(" · worker %d hung, killing it", w.slot.id)
+		}
+	}
+	return note
 }
 
 func (s *Supervisor) updateStatus() {
@@ -64,6 +78,7 @@ func (s *Supervisor) status() *control.Status {
 		Workers:         len(s.slots),
 		Ready:           s.readyCount(s.current),
 		Restarts:        s.restarts,
+		Recycles:        s.recycles,
 		Reloads:         s.reloads,
 		LastReloadError: s.reloadFailure,
 		Sockets:         s.Addrs(),
@@ -90,8 +105,14 @@ func (s *Supervisor) status() *control.Status {
 }
 
 func workerStatus(w *worker) control.WorkerStatus {
-	return control.WorkerStatus{
+	st := control.WorkerStatus{
 		Slot: w.slot.id, Pid: w.pid, Generation: w.gen.number, State: w.state.String(),
 		Started: w.started, Restarts: w.slot.restarts, Status: w.status,
+		Recycles: w.slot.recycles, LastRecycle: w.slot.recycleReason, LastPing: w.lastPing,
+		MemoryBytes: max(w.memory, 0),
 	}
+	if w.killedFor != nil && w.killedFor.kind == failWatchdog {
+		st.State = "hung"
+	}
+	return st
 }

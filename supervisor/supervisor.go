@@ -66,6 +66,13 @@ type Supervisor struct {
 	// reloadFailure says why the last reload failed, until one succeeds.
 	reloadFailure string
 	exitErr       error
+	// Health (health.go, recycle.go, watchdog.go).
+	sampling     bool // a health sample is being taken
+	lastLiveness time.Time
+	recycling    *slot // the slot whose recycle is under way
+	recycleQueue []recycleRequest
+	recycles     int
+	hung         int
 	// subreaper: orphans of workers come back to drover (contain.go).
 	subreaper bool
 	// cgroups is drover's delegated cgroup subtree, nil without one;
@@ -88,6 +95,12 @@ type slot struct {
 	consecutive  int // failures since a worker last stayed up MinUptime
 	restartTimer *time.Timer
 	restarts     int
+	// recycles counts the slot's recycles; recycleReason is the last
+	// one's; recycleTimer retries a failed one after recycleBackoff.
+	recycles       int
+	recycleReason  string
+	recycleTimer   *time.Timer
+	recycleBackoff time.Duration
 }
 
 // worker is one process in a slot.
@@ -105,9 +118,21 @@ type worker struct {
 	// killedFor is why drover killed it (not ready in time), if it did.
 	killedFor *failure
 	// status is the worker's own STATUS= line.
-	status      string
-	timer       *time.Timer // the ready timeout, then the stop timeout
-	cancelProbe context.CancelFunc
+	status string
+	// replaces is the worker a recycle started this one to replace.
+	replaces *worker
+	// Health: memory at the last sample, liveness samples missed in a
+	// row, whether a recycle is asked for, the age recycle, the watchdog.
+	memory           int64
+	livenessMisses   int
+	recycleWanted    bool
+	lifeTimer        *time.Timer
+	watchdogInterval time.Duration
+	watchdogTimer    *time.Timer
+	watchdogArmed    time.Time
+	lastPing         time.Time
+	timer            *time.Timer // the ready timeout, then the stop timeout
+	cancelProbe      context.CancelFunc
 }
 
 // generation is all the workers started from one version of the command.
@@ -321,6 +346,12 @@ func (s *Supervisor) loop(ctx context.Context, signals <-chan os.Signal) {
 		defer t.Stop()
 		watchdog = t.C
 	}
+	var health <-chan time.Time
+	if d := s.healthInterval(); d > 0 {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		health = t.C
+	}
 	ctxDone := ctx.Done()
 	for s.phase != phaseStopping || len(s.byPid) > 0 {
 		select {
@@ -333,6 +364,8 @@ func (s *Supervisor) loop(ctx context.Context, signals <-chan os.Signal) {
 			s.stop(nil, "stop requested")
 		case <-watchdog:
 			s.logNotify(s.systemd.Watchdog())
+		case now := <-health:
+			s.healthTick(now)
 		}
 		s.updateStatus()
 	}
@@ -472,6 +505,13 @@ func (s *Supervisor) handle(ev event) {
 		s.requestReload(ev.reply, ev.why, ev.announce)
 	case evControl:
 		s.handleControl(ev)
+	case evHealthSample:
+		s.handleHealthSample(ev)
+	case evRecycleDue:
+		ev.w.slot.recycleTimer = nil
+		s.requestRecycle(ev.w, ev.reason)
+	case evHang:
+		s.handleHang(ev)
 	default:
 		panic(fmt.Sprintf("supervisor: unknown event %T", ev))
 	}

@@ -81,16 +81,22 @@ func closeOnExecFrom(first int) {
 }
 
 // workerOwnEnv sets what systemd sets to the pid of the process it starts:
-// LISTEN_PID, and SYSTEMD_EXEC_PID where systemd set it for drover (a
-// program that compares it with getpid() must see its own pid).
+// LISTEN_PID; WATCHDOG_PID with a WATCHDOG_USEC (drover's watchdog for
+// the worker); and SYSTEMD_EXEC_PID where systemd set it for drover (a
+// program that compares them with getpid() must see its own pid).
 func workerOwnEnv(environ []string, pid int) []string {
 	self := strconv.Itoa(pid)
-	env := make([]string, 0, len(environ)+1)
+	env := make([]string, 0, len(environ)+2)
+	watchdog := false
 	for _, kv := range environ {
 		if strings.HasPrefix(kv, "SYSTEMD_EXEC_PID=") {
 			kv = "SYSTEMD_EXEC_PID=" + self
 		}
+		watchdog = watchdog || strings.HasPrefix(kv, "WATCHDOG_USEC=")
 		env = append(env, kv)
+	}
+	if watchdog {
+		env = append(env, "WATCHDOG_PID="+self)
 	}
 	return append(env, "LISTEN_PID="+self)
 }

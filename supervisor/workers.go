@@ -57,8 +57,15 @@ func (s *Supervisor) startWorker(sl *slot, gen *generation, r *rollout) *worker 
 	return w
 }
 
-// endWatching stops what watches a worker's start or stop.
+// endWatching stops what watches a worker's start or stop, and its health
+// timers.
 func (w *worker) endWatching() {
+	for _, t := range []**time.Timer{&w.lifeTimer, &w.watchdogTimer} {
+		if *t != nil {
+			(*t).Stop()
+			*t = nil
+		}
+	}
 	if w.cancelProbe != nil {
 		w.cancelProbe()
 		w.cancelProbe = nil
@@ -79,6 +86,18 @@ func (s *Supervisor) handleReady(w *worker, how string) {
 	w.endWatching()
 	w.readyAt = time.Now()
 	s.workerLog(w).WithFields(logrus.Fields{"how": how, "took": w.readyAt.Sub(w.started).Round(time.Millisecond)}).Info("worker ready")
+	if w.replaces != nil && w.slot.next == w {
+		s.recycleReady(w)
+		return
+	}
+	if why, over := s.overMemoryAtReady(w); over {
+		w.killedFor = &why
+		s.kill(w)
+		return
+	}
+	s.armLifetime(w)
+	w.watchdogInterval = s.cfg.WorkerWatchdog
+	s.armWatchdog(w)
 	if s.rollout != nil && w.slot.next == w {
 		s.rolloutWorkerReady(w)
 		return
@@ -89,6 +108,7 @@ func (s *Supervisor) handleReady(w *worker, how string) {
 		s.log.WithField("generation", s.current.number).Infof("all %d workers ready", len(s.slots))
 		s.notifyReady(0)
 		s.servePending()
+		s.startRecycle()
 	}
 }
 
@@ -159,6 +179,9 @@ func (s *Supervisor) workerFailed(w *worker, why failure) {
 	switch {
 	case s.phase == phaseStopping:
 		return
+	case w.replaces != nil:
+		s.recycleFailed(w, why)
+		return
 	case s.rollout != nil && w.rollout == s.rollout:
 		// Only workers the rollout started: during a rollback, an old
 		// worker that happens to crash is an ordinary restart.
@@ -193,7 +216,9 @@ func (s *Supervisor) workerFailed(w *worker, why failure) {
 // reason to wait, as PM2 does it), otherwise after a backoff that doubles
 // with each consecutive quick failure.
 func (s *Supervisor) scheduleRestart(sl *slot, failed *worker) {
-	if !failed.readyAt.IsZero() && time.Since(failed.readyAt) >= s.cfg.MinUptime {
+	healthy := !failed.readyAt.IsZero() && time.Since(failed.readyAt) >= s.cfg.MinUptime
+	// A hung worker was killed by drover; its slot is refilled at once.
+	if healthy || (failed.killedFor != nil && failed.killedFor.kind == failWatchdog) {
 		sl.consecutive = 0
 		s.log.WithFields(logrus.Fields{"worker": sl.id, "in": time.Duration(0), "failures": len(sl.failures)}).Info("restarting worker")
 		s.handleRestartDue(sl)
@@ -228,6 +253,7 @@ func (s *Supervisor) stop(err error, why string) {
 	}
 	s.setPhase(phaseStopping)
 	s.exitErr = err
+	s.cancelRecycles()
 	if s.current.state != generationRetiring {
 		s.moveGeneration(s.current, generationRetiring)
 	}
@@ -277,4 +303,5 @@ func (s *Supervisor) handleNotify(msg notify.Message) {
 	if msg.Fields["READY"] == "1" && s.cfg.Ready.Mode == ReadyNotify {
 		s.handleReady(w, "notify")
 	}
+	s.handleWatchdogNotify(w, msg.Fields)
 }

@@ -35,6 +35,7 @@ type runOptions struct {
 	maxFailures  int
 	window       time.Duration
 	reloadBatch  string
+	health       healthOptions
 	control      string
 	logFormat    string
 	logIdent     string
@@ -62,6 +63,7 @@ func runFlags() (*flag.FlagSet, *runOptions) {
 	fs.IntVar(&o.maxFailures, "max-failures", 5, "this many failures of one worker slot within --failure-window is a crash loop: drover stops and exits 1")
 	fs.DurationVar(&o.window, "failure-window", time.Minute, "window for --max-failures")
 	fs.StringVar(&o.reloadBatch, "reload-batch", "1", "how many new workers start at once during a reload: a count or a percentage (25%)")
+	o.health.flags(fs)
 	fs.StringVar(&o.control, "control", "", "control socket for drover reload (default $RUNTIME_DIRECTORY/control.sock when systemd sets RuntimeDirectory=)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "drover's own log when not under journald: text or json (under journald: native journal entries with fields)")
@@ -195,7 +197,7 @@ func (o *runOptions) config(command []string) (supervisor.Config, error) {
 	if err != nil {
 		return supervisor.Config{}, err
 	}
-	return supervisor.Config{
+	cfg := supervisor.Config{
 		ReloadBatch:   batch,
 		Command:       command,
 		Workers:       workers,
@@ -209,7 +211,8 @@ func (o *runOptions) config(command []string) (supervisor.Config, error) {
 		MinUptime:     o.minUptime,
 		MaxFailures:   o.maxFailures,
 		FailureWindow: o.window,
-	}, nil
+	}
+	return cfg, o.health.apply(&cfg)
 }
 
 // maxFlagDuration caps the timeouts and backoffs: a day is far beyond any

@@ -189,14 +189,18 @@ func printReport(w io.Writer, r statusReport, asJSON bool) {
 	}
 	fmt.Fprintf(w, "  sockets: %s · command: %s\n\n", clean(strings.Join(d.Sockets, " ")), clean(strings.Join(d.Command, " ")))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SLOT\tPID\tGEN\tSTATE\tUPTIME\tRESTARTS\tCPU%\tRSS\tSTATUS")
+	fmt.Fprintln(tw, "SLOT\tPID\tGEN\tSTATE\tUPTIME\tRESTARTS\tCPU%\tRSS\tRECYCLED\tSTATUS")
 	for _, p := range d.Processes {
 		pid, gen, up := "-", "-", "-"
 		if p.Pid != 0 {
 			pid, gen = fmt.Sprint(p.Pid), fmt.Sprint(p.Generation)
 			up = time.Since(p.Started).Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%.1f\t%s\t%s\n", p.Slot, pid, gen, clean(p.State), up, p.Restarts, p.CPUPercent, humanBytes(p.RSSBytes), clean(p.Status))
+		recycled := fmt.Sprint(p.Recycles)
+		if p.LastRecycle != "" {
+			recycled += " (" + clean(p.LastRecycle) + ")"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%.1f\t%s\t%s\t%s\n", p.Slot, pid, gen, clean(p.State), up, p.Restarts, p.CPUPercent, humanBytes(p.RSSBytes), recycled, clean(p.Status))
 	}
 	tw.Flush()
 }

@@ -22,6 +22,7 @@ type Status struct {
 	Workers         int            `json:"workers"`
 	Ready           int            `json:"ready"`
 	Restarts        int            `json:"restarts"`
+	Recycles        int            `json:"recycles"`
 	Reloads         int            `json:"reloads"`
 	LastReloadError string         `json:"last_reload_error,omitempty"`
 	Sockets         []string       `json:"sockets"`
@@ -35,7 +36,7 @@ type WorkerStatus struct {
 	// Pid is 0 for a slot backing off before a restart.
 	Pid        int `json:"pid,omitempty"`
 	Generation int `json:"generation,omitempty"`
-	// State: starting, ready, draining or backing-off.
+	// State: starting, ready, draining, hung or backing-off.
 	State   string    `json:"state"`
 	Started time.Time `json:"started,omitzero"`
 	// Restarts counts the slot's restarts since drover started.
@@ -46,6 +47,15 @@ type WorkerStatus struct {
 	RSSBytes   int64   `json:"rss_bytes"`
 	// Status is the worker's own STATUS= line, if it sent one.
 	Status string `json:"status,omitempty"`
+	// Recycles counts the slot's zero-downtime replacements (memory, age,
+	// liveness), apart from Restarts; LastRecycle is the last one's reason.
+	Recycles    int    `json:"recycles"`
+	LastRecycle string `json:"last_recycle,omitempty"`
+	// MemoryBytes is the worker's memory with its descendants at the last
+	// health sample (0 before one, or without --max-memory).
+	MemoryBytes int64 `json:"memory_bytes,omitempty"`
+	// LastPing is the worker's last WATCHDOG=1 (--worker-watchdog).
+	LastPing time.Time `json:"last_ping,omitzero"`
 }
 
 // ParseScale parses drover scale's count: N, +N or -N.

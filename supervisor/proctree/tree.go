@@ -115,3 +115,18 @@ func (p *procfs) ourChildren(self int) ([]Stat, error) {
 	}
 	return out, nil
 }
+
+// Trees lists the live descendants of each of roots from one look at
+// /proc: for sampling many workers at once, where Descendants would scan
+// /proc once per worker.
+func Trees(roots []int) (map[int][]int, error) {
+	all, err := sysProc.scan()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int][]int, len(roots))
+	for _, r := range roots {
+		out[r] = walk(all, []int{r})
+	}
+	return out, nil
+}

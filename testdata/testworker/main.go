@@ -8,6 +8,8 @@
 //	ignore-term      serve, but ignore SIGTERM (only SIGKILL ends it)
 //	notify           serve; send READY=1 to NOTIFY_SOCKET after -delay
 //	blocking-accept  accept in a plain blocking accept(2) loop on fd 3
+//	health           serve like a well-behaved worker, ping the watchdog,
+//	                 and misbehave on request (health.go)
 //	spew             write -lines lines of -line-bytes bytes to stdout, one
 //	                 write(2) each, as fast as it can; time every write and
 //	                 write {"lines", "max_write_ns", "total_ns"} to
@@ -109,6 +111,8 @@ func run(mode string, delay time.Duration, exitCode int, spewOpts spewOptions) e
 		return blockingAccept(report, stop)
 	case "spew":
 		return spew(spewOpts)
+	case "health":
+		return health(stop)
 	}
 	return fmt.Errorf("unknown mode %q", mode)
 }
