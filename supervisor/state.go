@@ -1,7 +1,9 @@
 package supervisor
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	"github.com/sirupsen/logrus"
 )
@@ -162,4 +164,63 @@ func (s *Supervisor) moveGeneration(g *generation, to generationState) {
 	if err := g.moveTo(to); err != nil {
 		s.log.WithError(err).Error("bug: illegal generation state transition")
 	}
+}
+
+// slot is one of the N worker positions. It keeps its id (DROVER_WORKER_ID)
+// and its failure history across the workers that fill it.
+type slot struct {
+	id     int
+	worker *worker // serving or starting; nil while backing off
+	// next is a worker of a rollout's generation starting to replace
+	// worker; it takes the slot once ready.
+	next         *worker
+	failures     []time.Time
+	consecutive  int // failures since a worker last stayed up MinUptime
+	restartTimer *time.Timer
+	restarts     int
+	// recycles counts the slot's recycles; recycleReason is the last
+	// one's; recycleTimer retries a failed one after recycleBackoff.
+	recycles       int
+	recycleReason  string
+	recycleTimer   *time.Timer
+	recycleBackoff time.Duration
+}
+
+// worker is one process in a slot.
+type worker struct {
+	slot    *slot
+	gen     *generation
+	rollout *rollout // the rollout that started it, if any
+	pid     int
+	state   workerState
+	started time.Time
+	readyAt time.Time
+	// stopRequested: drover asked it to exit, so its exit is no failure
+	// unless killedFor says otherwise.
+	stopRequested bool
+	// killedFor is why drover killed it (not ready in time), if it did.
+	killedFor *failure
+	// status is the worker's own STATUS= line.
+	status string
+	// replaces is the worker a recycle started this one to replace.
+	replaces *worker
+	// Health: memory at the last sample, liveness samples missed in a
+	// row, whether a recycle is asked for, the age recycle, the watchdog.
+	memory           int64
+	livenessMisses   int
+	recycleWanted    bool
+	lifeTimer        *time.Timer
+	watchdogInterval time.Duration
+	watchdogTimer    *time.Timer
+	watchdogArmed    time.Time
+	lastPing         time.Time
+	timer            *time.Timer // the ready timeout, then the stop timeout
+	cancelProbe      context.CancelFunc
+}
+
+// generation is all the workers started from one version of the command.
+type generation struct {
+	number int
+	state  generationState
+	exe    *pinnedExe
 }

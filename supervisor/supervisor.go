@@ -83,92 +83,6 @@ type Supervisor struct {
 	launches int
 }
 
-// slot is one of the N worker positions. It keeps its id (DROVER_WORKER_ID)
-// and its failure history across the workers that fill it.
-type slot struct {
-	id     int
-	worker *worker // serving or starting; nil while backing off
-	// next is a worker of a rollout's generation starting to replace
-	// worker; it takes the slot once ready.
-	next         *worker
-	failures     []time.Time
-	consecutive  int // failures since a worker last stayed up MinUptime
-	restartTimer *time.Timer
-	restarts     int
-	// recycles counts the slot's recycles; recycleReason is the last
-	// one's; recycleTimer retries a failed one after recycleBackoff.
-	recycles       int
-	recycleReason  string
-	recycleTimer   *time.Timer
-	recycleBackoff time.Duration
-}
-
-// worker is one process in a slot.
-type worker struct {
-	slot    *slot
-	gen     *generation
-	rollout *rollout // the rollout that started it, if any
-	pid     int
-	state   workerState
-	started time.Time
-	readyAt time.Time
-	// stopRequested: drover asked it to exit, so its exit is no failure
-	// unless killedFor says otherwise.
-	stopRequested bool
-	// killedFor is why drover killed it (not ready in time), if it did.
-	killedFor *failure
-	// status is the worker's own STATUS= line.
-	status string
-	// replaces is the worker a recycle started this one to replace.
-	replaces *worker
-	// Health: memory at the last sample, liveness samples missed in a
-	// row, whether a recycle is asked for, the age recycle, the watchdog.
-	memory           int64
-	livenessMisses   int
-	recycleWanted    bool
-	lifeTimer        *time.Timer
-	watchdogInterval time.Duration
-	watchdogTimer    *time.Timer
-	watchdogArmed    time.Time
-	lastPing         time.Time
-	timer            *time.Timer // the ready timeout, then the stop timeout
-	cancelProbe      context.CancelFunc
-}
-
-// generation is all the workers started from one version of the command.
-type generation struct {
-	number int
-	state  generationState
-	exe    *pinnedExe
-}
-
-type event any
-
-type (
-	evExited struct {
-		w    *worker
-		exit exit
-	}
-	evReady struct {
-		w   *worker
-		how string
-	}
-	evReadyTimeout struct{ w *worker }
-	evStopTimeout  struct{ w *worker }
-	evRestartDue   struct{ s *slot }
-	evNotify       notify.Message
-	evReload       struct {
-		reply    chan<- error
-		why      string
-		announce bool // as SIGHUP: send RELOADING=1
-	}
-	// evControl carries a control request to the loop.
-	evControl struct {
-		req   control.Request
-		reply chan control.Response
-	}
-)
-
 // New checks the configuration, resolves the command and takes or opens the
 // sockets. Errors in what the user asked for satisfy errors.Is(err, ErrUsage).
 func New(cfg Config) (_ *Supervisor, err error) {
@@ -484,36 +398,6 @@ func (s *Supervisor) post(ev event) {
 func (s *Supervisor) logNotify(err error) {
 	if err != nil {
 		s.log.WithError(err).Warn("sd_notify failed")
-	}
-}
-
-func (s *Supervisor) handle(ev event) {
-	switch ev := ev.(type) {
-	case evExited:
-		s.handleExit(ev.w, ev.exit)
-	case evReady:
-		s.handleReady(ev.w, ev.how)
-	case evReadyTimeout:
-		s.handleReadyTimeout(ev.w)
-	case evStopTimeout:
-		s.handleStopTimeout(ev.w)
-	case evRestartDue:
-		s.handleRestartDue(ev.s)
-	case evNotify:
-		s.handleNotify(notify.Message(ev))
-	case evReload:
-		s.requestReload(ev.reply, ev.why, ev.announce)
-	case evControl:
-		s.handleControl(ev)
-	case evHealthSample:
-		s.handleHealthSample(ev)
-	case evRecycleDue:
-		ev.w.slot.recycleTimer = nil
-		s.requestRecycle(ev.w, ev.reason)
-	case evHang:
-		s.handleHang(ev)
-	default:
-		panic(fmt.Sprintf("supervisor: unknown event %T", ev))
 	}
 }
 
