@@ -36,6 +36,7 @@ type droverStatus struct {
 		Workers    int    `json:"workers"`
 		Ready      int    `json:"ready"`
 		Restarts   int    `json:"restarts"`
+		Recycles   int    `json:"recycles"`
 		Reloads    int    `json:"reloads"`
 		Processes  []struct {
 			Slot       int       `json:"slot"`
@@ -47,6 +48,9 @@ type droverStatus struct {
 			CPUPercent float64   `json:"cpu_percent"`
 			RSSBytes   int64     `json:"rss_bytes"`
 			Status     string    `json:"status"`
+			Recycles    int    `json:"recycles"`
+			LastRecycle string `json:"last_recycle"`
+			MemoryBytes int64  `json:"memory_bytes"`
 		} `json:"processes"`
 	} `json:"drover"`
 }
