@@ -32,6 +32,7 @@ const livenessMisses = 3
 type workerSample struct {
 	w         *worker
 	memory    int64 // bytes; -1 when not sampled
+	checked   bool  // liveness was sampled; listening is its result
 	listening bool
 	gone      bool // exited while sampled: its exit event follows
 }
@@ -94,6 +95,7 @@ func (s *Supervisor) sample(ws []*worker, pids []int, inodes []uint64, memory, l
 		}
 		if liveness {
 			missing, err := procfs.ListeningOn(pids[i], inodes)
+			out[i].checked = true
 			out[i].gone = err != nil
 			out[i].listening = err != nil || len(missing) == 0
 		}
@@ -131,6 +133,9 @@ func (s *Supervisor) handleHealthSample(ev evHealthSample) {
 		}
 		if limit := s.cfg.MaxMemory; limit > 0 && smp.memory > limit {
 			s.requestRecycle(w, "memory "+FormatSize(smp.memory)+" > "+FormatSize(limit))
+		}
+		if !smp.checked {
+			continue
 		}
 		if smp.listening {
 			w.livenessMisses = 0

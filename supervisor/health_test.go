@@ -110,3 +110,37 @@ func TestOverMemoryAtStartFails(t *testing.T) {
 		t.Fatalf("Run = %v, want a failed start naming the memory limit", err)
 	}
 }
+
+// Liveness misses add up across memory samples in between (a memory
+// sample says nothing about listening).
+func TestDeadListenerWithMemorySampling(t *testing.T) {
+	cfg, reports := healthConfig(t, 1)
+	cfg.LivenessInterval = 100 * time.Millisecond
+	cfg.MaxMemory = 1 << 30
+	cfg.MemoryInterval = 10 * time.Millisecond
+	h := start(t, cfg, reports)
+	h.sd.waitFor(t, "READY=1")
+	call(t, h.sup.Addrs()[0], "/close")
+	h.waitLogged(t, "worker recycled", logrus.Fields{"reason": "not waiting on its sockets (it closed its listener, or its accept loop died)"})
+	if err := h.stop(t); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A recycle's replacement is watched like any worker: its watchdog is
+// armed once it is ready.
+func TestReplacementIsWatched(t *testing.T) {
+	cfg, reports := testConfig(t, 1, "report")
+	cfg.MaxLifetime = 10 * time.Millisecond
+	cfg.WorkerWatchdog = 50 * time.Millisecond
+	f := newFakeEnv()
+	h := startWith(t, cfg, reports, f)
+	first := f.proc(t, 0, 1, 1)
+	first.ready(t)
+	next := f.proc(t, 0, 1, 2) // the age recycle's replacement
+	next.ready(t)
+	h.waitLogged(t, "worker hung: killing it", logrus.Fields{"pid": next.pid})
+	if err := h.stop(t); err != nil {
+		t.Fatal(err)
+	}
+}

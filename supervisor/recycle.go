@@ -81,7 +81,6 @@ func (s *Supervisor) recycleReady(w *worker) {
 	s.recycles++
 	s.workerLog(w).WithFields(logrus.Fields{"reason": sl.recycleReason, "replaced": old.pid}).Info("worker recycled")
 	s.stopWorker(old)
-	s.armLifetime(w)
 	s.startRecycle()
 }
 

@@ -86,6 +86,10 @@ func (s *Supervisor) handleReady(w *worker, how string) {
 	w.endWatching()
 	w.readyAt = time.Now()
 	s.workerLog(w).WithFields(logrus.Fields{"how": how, "took": w.readyAt.Sub(w.started).Round(time.Millisecond)}).Info("worker ready")
+	// Health watches every ready worker, a recycle's replacement too.
+	s.armLifetime(w)
+	w.watchdogInterval = s.cfg.WorkerWatchdog
+	s.armWatchdog(w)
 	if w.replaces != nil && w.slot.next == w {
 		s.recycleReady(w)
 		return
@@ -95,9 +99,6 @@ func (s *Supervisor) handleReady(w *worker, how string) {
 		s.kill(w)
 		return
 	}
-	s.armLifetime(w)
-	w.watchdogInterval = s.cfg.WorkerWatchdog
-	s.armWatchdog(w)
 	if s.rollout != nil && w.slot.next == w {
 		s.rolloutWorkerReady(w)
 		return

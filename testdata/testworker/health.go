@@ -38,6 +38,7 @@ func health(stop <-chan os.Signal) error {
 	)
 	hello := fmt.Sprintf("hello from testworker version=health pid=%d worker=%s generation=%s\n", os.Getpid(), os.Getenv("DROVER_WORKER_ID"), os.Getenv("DROVER_GENERATION"))
 	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(http.ResponseWriter, *http.Request) {})
 	mux.HandleFunc("/leak", func(w http.ResponseWriter, r *http.Request) {
 		mb, _ := strconv.Atoi(r.URL.Query().Get("mb"))
 		b := make([]byte, mb<<20)
