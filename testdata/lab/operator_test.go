@@ -39,18 +39,18 @@ type droverStatus struct {
 		Recycles   int    `json:"recycles"`
 		Reloads    int    `json:"reloads"`
 		Processes  []struct {
-			Slot       int       `json:"slot"`
-			Pid        int       `json:"pid"`
-			Generation int       `json:"generation"`
-			State      string    `json:"state"`
-			Started    time.Time `json:"started"`
-			Restarts   int       `json:"restarts"`
-			CPUPercent float64   `json:"cpu_percent"`
-			RSSBytes   int64     `json:"rss_bytes"`
-			Status     string    `json:"status"`
-			Recycles    int    `json:"recycles"`
-			LastRecycle string `json:"last_recycle"`
-			MemoryBytes int64  `json:"memory_bytes"`
+			Slot        int       `json:"slot"`
+			Pid         int       `json:"pid"`
+			Generation  int       `json:"generation"`
+			State       string    `json:"state"`
+			Started     time.Time `json:"started"`
+			Restarts    int       `json:"restarts"`
+			CPUPercent  float64   `json:"cpu_percent"`
+			RSSBytes    int64     `json:"rss_bytes"`
+			Status      string    `json:"status"`
+			Recycles    int       `json:"recycles"`
+			LastRecycle string    `json:"last_recycle"`
+			MemoryBytes int64     `json:"memory_bytes"`
 		} `json:"processes"`
 	} `json:"drover"`
 }
