@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -92,4 +93,50 @@ func waitAllReady(b *testing.B, hook *logtest.Hook) {
 		time.Sleep(time.Millisecond)
 	}
 	b.Fatal("workers never all ready")
+}
+
+// BenchmarkHealthSampling measures what health costs an otherwise idle
+// drover with 64 workers: its CPU time per second of wall time (getrusage
+// of this process, which runs the supervisor; the workers are children and
+// do not count). health=liveness is the default, a tick every 5 s;
+// health=memory adds --max-memory, a tick every second.
+func BenchmarkHealthSampling(b *testing.B) {
+	const workers, window = 64, 10 * time.Second
+	for _, tc := range []struct {
+		name      string
+		maxMemory int64
+	}{{"liveness", 0}, {"memory", 1 << 30}} {
+		b.Run("health="+tc.name, func(b *testing.B) {
+			logger, hook := logtest.NewNullLogger()
+			sup, err := New(Config{
+				Command: []string{testworkerBin, "-mode", "report"}, Workers: workers,
+				Listen:    []sockets.ListenSpec{{Name: "web", Network: "tcp", Address: "127.0.0.1:0"}},
+				MaxMemory: tc.maxMemory, Log: logger, Trampoline: droverBin,
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- sup.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			waitAllReady(b, hook)
+			var cpu time.Duration
+			b.ResetTimer()
+			for range b.N {
+				before := selfCPU(b)
+				time.Sleep(window)
+				cpu += selfCPU(b) - before
+			}
+			b.ReportMetric(float64(cpu.Microseconds())/1000/(float64(b.N)*window.Seconds()), "cpu-ms/s")
+		})
+	}
+}
+
+func selfCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
