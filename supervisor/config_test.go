@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"errors"
 	"math"
 	"testing"
 	"time"
@@ -37,6 +38,24 @@ func TestAddSaturated(t *testing.T) {
 	} {
 		if got := addSaturated(tc.d, tc.margin); got != tc.want {
 			t.Errorf("addSaturated(%v, %v) = %v, want %v", tc.d, tc.margin, got, tc.want)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"512M": 512 << 20, "1.5G": 3 << 29, "1048576": 1 << 20, "100k": 100 << 10, "2GiB": 2 << 30, "1T": 1 << 40} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0", "-1M", "lots", "1X", "M", "1e30G"} {
+		if _, err := ParseSize(bad); !errors.Is(err, ErrUsage) {
+			t.Errorf("ParseSize(%q) = %v, want a usage error", bad, err)
+		}
+	}
+	for n, want := range map[int64]string{512: "512", 100 << 10: "100K", 530 << 20: "530M", 3 << 29: "1.5G", 207 << 20: "207M"} {
+		if got := FormatSize(n); got != want {
+			t.Errorf("FormatSize(%d) = %q, want %q", n, got, want)
 		}
 	}
 }
