@@ -20,21 +20,7 @@ import (
 func BenchmarkReload(b *testing.B) {
 	for _, n := range []int{2, 8} {
 		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) {
-			logger, hook := logtest.NewNullLogger()
-			sup, err := New(Config{
-				Command: []string{testworkerBin, "-mode", "report"},
-				Workers: n,
-				Listen:  []sockets.ListenSpec{{Name: "web", Network: "tcp", Address: "127.0.0.1:0"}},
-				Log:     logger, Trampoline: droverBin,
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- sup.Run(ctx) }()
-			defer func() { cancel(); <-done }()
-			waitAllReady(b, hook)
+			sup, hook := runBench(b, Config{Workers: n})
 
 			var total, ready, drain time.Duration
 			b.ResetTimer()
@@ -107,20 +93,7 @@ func BenchmarkHealthSampling(b *testing.B) {
 		maxMemory int64
 	}{{"liveness", 0}, {"memory", 1 << 30}} {
 		b.Run("health="+tc.name, func(b *testing.B) {
-			logger, hook := logtest.NewNullLogger()
-			sup, err := New(Config{
-				Command: []string{testworkerBin, "-mode", "report"}, Workers: workers,
-				Listen:    []sockets.ListenSpec{{Name: "web", Network: "tcp", Address: "127.0.0.1:0"}},
-				MaxMemory: tc.maxMemory, Log: logger, Trampoline: droverBin,
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- sup.Run(ctx) }()
-			defer func() { cancel(); <-done }()
-			waitAllReady(b, hook)
+			runBench(b, Config{Workers: workers, MaxMemory: tc.maxMemory})
 			var cpu time.Duration
 			b.ResetTimer()
 			for range b.N {
@@ -139,4 +112,23 @@ func selfCPU(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// runBench runs a supervisor of test workers in report mode with cfg's
+// other settings until the benchmark ends, once every worker is ready.
+func runBench(b *testing.B, cfg Config) (*Supervisor, *logtest.Hook) {
+	logger, hook := logtest.NewNullLogger()
+	cfg.Command = []string{testworkerBin, "-mode", "report"}
+	cfg.Listen = []sockets.ListenSpec{{Name: "web", Network: "tcp", Address: "127.0.0.1:0"}}
+	cfg.Log, cfg.Trampoline = logger, droverBin
+	sup, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sup.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-done })
+	waitAllReady(b, hook)
+	return sup, hook
 }
