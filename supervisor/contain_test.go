@@ -137,3 +137,20 @@ func newWorker(t *testing.T, h *harness, old ...int) int {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A recycled worker's tree goes with it, however its children left the
+// process group.
+func TestRecycledWorkerTreeDies(t *testing.T) {
+	cfg, reports := treeConfig(t, 1, 3)
+	cfg.MaxLifetime = 500 * time.Millisecond
+	h := start(t, cfg, reports)
+	h.sd.waitFor(t, "READY=1")
+	first := only(t, h.reportsNow(t))
+	kids := childrenOf(t, reports, first, 4)
+	killOnCleanup(t, kids)
+	h.waitLogged(t, "worker recycled", nil)
+	waitGone(t, "after its worker was recycled", append(kids, first))
+	if err := h.stop(t); err != nil {
+		t.Fatal(err)
+	}
+}
