@@ -125,7 +125,11 @@ func (s *Supervisor) launch(id int, gen *generation) (*process, error) {
 	if cg != nil {
 		cgDir = cg.Path()
 	}
-	args := append([]string{TrampolineArg, strconv.Itoa(statusFD), cgDir, gen.exe.execPath()}, s.cfg.Command...)
+	identifier := "-"
+	if s.cfg.Journal {
+		identifier = s.cfg.LogIdentifier
+	}
+	args := append([]string{TrampolineArg, strconv.Itoa(statusFD), cgDir, identifier, gen.exe.execPath()}, s.cfg.Command...)
 	out, err := output.NewCapture()
 	if err != nil {
 		if cg != nil {

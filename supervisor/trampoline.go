@@ -7,11 +7,14 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/droverd/drover/supervisor/journal"
 )
 
 // TrampolineArg is the hidden first argument that makes drover's binary act
-// as the trampoline: `drover __exec-worker STATUSFD CGROUP PATH ARGV0
-// [ARGS...]`, CGROUP being the worker's cgroup directory or "-".
+// as the trampoline: `drover __exec-worker STATUSFD CGROUP JOURNAL PATH
+// ARGV0 [ARGS...]`, CGROUP being the worker's cgroup directory or "-",
+// JOURNAL the SYSLOG_IDENTIFIER of its output in journald or "-".
 const TrampolineArg = "__exec-worker"
 
 // execFailedCode is the trampoline's exit code when execve fails, as a
@@ -35,7 +38,7 @@ const execFailedCode = 127
 // successful execve closes it with nothing written; a failed one writes the
 // reason, so the supervisor can tell "could not exec" from "crashed".
 func ExecWorker(args []string) int {
-	if len(args) < 4 {
+	if len(args) < 5 {
 		fmt.Fprintf(os.Stderr, "drover %s: internal use only\n", TrampolineArg)
 		return 2
 	}
@@ -45,7 +48,7 @@ func ExecWorker(args []string) int {
 		return 2
 	}
 	closeOnExecFrom(statusFD)
-	cgroupDir, path, argv := args[1], args[2], args[3:]
+	cgroupDir, identifier, path, argv := args[1], args[2], args[3], args[4:]
 	if cgroupDir != "-" {
 		// "0" is the writer itself.
 		if err := os.WriteFile(cgroupDir+"/cgroup.procs", []byte("0"), 0); err != nil {
@@ -53,7 +56,11 @@ func ExecWorker(args []string) int {
 			return execFailedCode
 		}
 	}
-	env := workerOwnEnv(os.Environ(), os.Getpid())
+	environ := os.Environ()
+	if identifier != "-" {
+		environ = connectJournal(identifier, environ)
+	}
+	env := workerOwnEnv(environ, os.Getpid())
 	err = unix.Exec(path, argv, env)
 	// The supervisor reports it, naming the command rather than the pin.
 	unix.Write(statusFD, []byte(fmt.Sprintf("exec %s: %v", path, err)))
@@ -99,4 +106,34 @@ func workerOwnEnv(environ []string, pid int) []string {
 		env = append(env, "WATCHDOG_PID="+self)
 	}
 	return append(env, "LISTEN_PID="+self)
+}
+
+// connectJournal connects the worker's stdout and stderr to journald's
+// stream socket, as systemd does for a service, so journald reads its
+// output itself, at its own pace, under the worker's own pid (it takes
+// the pid of the connecting process, which the worker is after exec), and
+// drover is out of the data path. Where journald cannot be reached, the
+// worker keeps drover's pipes and drover forwards its output. It returns
+// environ with JOURNAL_STREAM naming the worker's stderr, as systemd sets
+// it.
+func connectJournal(identifier string, environ []string) []string {
+	out, err := journal.ConnectStream(identifier, 6)
+	if err != nil {
+		return environ
+	}
+	errFD, err := journal.ConnectStream(identifier, 3)
+	if err != nil {
+		unix.Close(out)
+		return environ
+	}
+	// dup3 without O_CLOEXEC: the worker keeps them; the old pipes close.
+	if unix.Dup3(out, 1, 0) != nil || unix.Dup3(errFD, 2, 0) != nil {
+		return environ
+	}
+	unix.Close(out)
+	unix.Close(errFD)
+	if id, err := journal.StreamID(2); err == nil {
+		environ = append(environ, "JOURNAL_STREAM="+id)
+	}
+	return environ
 }

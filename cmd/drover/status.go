@@ -66,11 +66,12 @@ type statusReport struct {
 
 func statusCommand(args []string, stdout, stderr io.Writer) int {
 	fs, asJSON, controlFlag := statusFlags()
-	if code, ok := parseFlags(statusCmd(), fs, args, stdout, stderr); !ok {
+	pos, code, ok := parseInterleaved(statusCmd(), fs, args, stdout, stderr)
+	if !ok {
 		return code
 	}
-	if fs.NArg() > 1 {
-		fmt.Fprintf(stderr, "drover status: one UNIT at most, got %q\n", fs.Args())
+	if len(pos) > 1 {
+		fmt.Fprintf(stderr, "drover status: one UNIT at most, got %q\n", pos)
 		return exitUsage
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -78,8 +79,8 @@ func statusCommand(args []string, stdout, stderr io.Writer) int {
 
 	var report statusReport
 	path := controlPath(*controlFlag)
-	if fs.NArg() == 1 {
-		u, sock, err := unitControl(ctx, fs.Arg(0))
+	if len(pos) == 1 {
+		u, sock, err := unitControl(ctx, pos[0])
 		if err != nil && u.LoadState == "" {
 			fmt.Fprintf(stderr, "drover status: %v\n", err)
 			return 1

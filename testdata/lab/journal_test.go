@@ -41,9 +41,15 @@ func (b *box) invocation() string {
 // minute.
 func (b *box) journalEntries(invocation string, extra ...string) []entry {
 	b.t.Helper()
+	return b.unitEntries("myapp.service", invocation, extra...)
+}
+
+// unitEntries is journalEntries for any unit.
+func (b *box) unitEntries(unit, invocation string, extra ...string) []entry {
+	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
 	defer cancel()
-	args := append([]string{"journalctl", "-q", "--no-pager", "-o", "json", "-u", "myapp.service", "_SYSTEMD_INVOCATION_ID=" + invocation}, extra...)
+	args := append([]string{"journalctl", "-q", "--no-pager", "-o", "json", "-u", unit, "_SYSTEMD_INVOCATION_ID=" + invocation}, extra...)
 	cmd := b.m.Command(ctx, args...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -160,24 +166,18 @@ ExecStart=%s
 	}
 	b.t.Logf("$ journalctl -u myapp.service _SYSTEMD_INVOCATION_ID=%s -o json (drover's and the workers' entries)\n%s", inv, strings.Join(shown, "\n"))
 
-	// Worker output: identifier, ids, priority per stream, <4> stripped.
+	// Worker output goes to journald under the worker's own pid (its
+	// stdout and stderr are journal streams): identifier, _PID, priority
+	// per stream, <4> read and stripped by journald.
 	byMsg := map[string]entry{}
 	for _, e := range entries {
 		byMsg[e["MESSAGE"]] = e
 	}
 	wantPriority := map[string]string{"out": "6", "err": "3", "warn": "4"}
-	wantStream := map[string]string{"out": "stdout", "err": "stderr", "warn": "stdout"}
 	for _, r := range all {
 		for _, kind := range []string{"out", "err", "warn"} {
 			e := byMsg[chattyLine(kind, r)]
-			want := entry{
-				"SYSLOG_IDENTIFIER": "chatty",
-				"WORKER_ID":         r.Worker,
-				"WORKER_PID":        strconv.Itoa(r.Pid),
-				"GENERATION":        r.Generation,
-				"PRIORITY":          wantPriority[kind],
-				"DROVER_STREAM":     wantStream[kind],
-			}
+			want := entry{"SYSLOG_IDENTIFIER": "chatty", "_PID": strconv.Itoa(r.Pid), "PRIORITY": wantPriority[kind], "_SYSTEMD_UNIT": "myapp.service"}
 			for k, v := range want {
 				if e[k] != v {
 					b.t.Errorf("%q: %s=%q, want %q", e["MESSAGE"], k, e[k], v)
@@ -188,6 +188,14 @@ ExecStart=%s
 	for _, e := range entries {
 		if strings.Contains(e["MESSAGE"], "<4>") {
 			b.t.Errorf("the <4> prefix was not stripped: %s", e)
+		}
+	}
+	// journalctl's default format shows each line under its worker's pid.
+	short, _ := b.quiet("journalctl", "-q", "--no-pager", "-o", "short", "-u", "myapp.service", "_SYSTEMD_INVOCATION_ID="+inv, "SYSLOG_IDENTIFIER=chatty")
+	b.t.Logf("$ journalctl -u myapp.service -o short SYSLOG_IDENTIFIER=chatty (this run)\n%s", strings.TrimSpace(short))
+	for _, r := range all {
+		if want := fmt.Sprintf("chatty[%d]: %s", r.Pid, chattyLine("out", r)); !strings.Contains(short, want) {
+			b.t.Errorf("journalctl -o short lacks %q", want)
 		}
 	}
 
@@ -229,32 +237,25 @@ ExecStart=%s
 		b.t.Errorf("\"worker failed\" has no EXIT_STATUS")
 	}
 
-	// journalctl -u myapp WORKER_ID=1: worker 1's entries only, all of them.
-	const slot = "1"
-	one := b.journalEntries(inv, "WORKER_ID="+slot)
-	var lines []string
-	got := map[string]bool{}
-	for _, e := range one {
-		lines = append(lines, e.String())
-		got[e["MESSAGE"]] = true
-		if e["WORKER_ID"] != slot {
-			b.t.Errorf("journalctl -u myapp.service WORKER_ID=%s returned %s", slot, e)
+	// drover logs myapp --worker N: slot N's lines only, from every worker
+	// that filled it (the killed one and its replacement), and drover's
+	// events about it.
+	slot := victim.Worker
+	logs := b.sh("/usr/bin/drover", "logs", "myapp", "--worker", slot, "-n", "1000")
+	for _, r := range all {
+		line := fmt.Sprintf("[w%s %d] %s", r.Worker, r.Pid, chattyLine("out", r))
+		if has := strings.Contains(logs, line); has != (r.Worker == slot) {
+			b.t.Errorf("drover logs --worker %s: has %q = %v, want %v", slot, line, has, r.Worker == slot)
 		}
 	}
-	b.t.Logf("$ journalctl -u myapp.service WORKER_ID=%s _SYSTEMD_INVOCATION_ID=%s -o json\n%s", slot, inv, strings.Join(lines, "\n"))
-	for _, e := range entries {
-		if e["WORKER_ID"] == slot && !got[e["MESSAGE"]] {
-			b.t.Errorf("journalctl -u myapp.service WORKER_ID=%s left out %s", slot, e)
-		}
-	}
-	if len(one) == 0 {
-		b.t.Errorf("journalctl -u myapp.service WORKER_ID=%s returned nothing", slot)
+	if !strings.Contains(logs, fmt.Sprintf("drover: worker failed exit=\"killed by SIGKILL\" generation=2 pid=%d", victim.Pid)) {
+		b.t.Errorf("drover logs --worker %s lacks drover's entry about the killed worker %d", slot, victim.Pid)
 	}
 
 	// journalctl -u myapp -p err: stderr lines, not stdout ones.
 	errs := b.journalEntries(inv, "-p", "err")
-	lines = nil
-	got = map[string]bool{}
+	var lines []string
+	got := map[string]bool{}
 	for _, e := range errs {
 		lines = append(lines, e.String())
 		got[e["MESSAGE"]] = true
@@ -296,7 +297,7 @@ ExecStart=%s
 	inv := b.invocation()
 	lastLine := fmt.Sprintf("spew %08d ", burstLines-1)
 	b.waitFor("the burst's last line in the journal", time.Minute, func() (bool, string) {
-		out, _ := b.quiet("journalctl", "-q", "--no-pager", "-o", "cat", "-u", "myapp.service", "_SYSTEMD_INVOCATION_ID="+inv, "WORKER_ID=0", "DROVER_STREAM=stdout", "-n", "1")
+		out, _ := b.quiet("journalctl", "-q", "--no-pager", "-o", "cat", "-u", "myapp.service", "_SYSTEMD_INVOCATION_ID="+inv, "SYSLOG_IDENTIFIER=sh", "-n", "1")
 		out = strings.TrimSpace(out)
 		return strings.HasPrefix(out, lastLine), "last line: " + firstLine(out)
 	})
@@ -307,7 +308,7 @@ ExecStart=%s
 	})
 
 	// Only the fields asserted on: 100,000 whole entries take seconds more.
-	entries := b.journalEntries(inv, "--output-fields=MESSAGE,WORKER_ID,WORKER_PID,DROVER_DROPPED")
+	entries := b.journalEntries(inv, "--output-fields=MESSAGE,_PID,DROVER_DROPPED")
 	var lines, dropped []entry
 	for _, e := range entries {
 		if _, ok := e["DROVER_DROPPED"]; ok {
@@ -324,7 +325,7 @@ ExecStart=%s
 	prev := -1
 	outOfOrder := 0
 	for _, e := range lines {
-		pids[e["WORKER_ID"]+"/"+e["WORKER_PID"]]++
+		pids[e["_PID"]]++
 		seq, err := strconv.Atoi(e["MESSAGE"][5:13])
 		if err != nil {
 			b.t.Fatalf("line %q: no sequence number", e["MESSAGE"])
@@ -340,7 +341,7 @@ ExecStart=%s
 		b.t.Errorf("the journal holds %d of the %d lines (%d out of order), want all, in order", len(lines), burstLines, outOfOrder)
 	}
 	if len(pids) != 1 {
-		b.t.Errorf("the lines came from workers (id/pid) %v, want worker 0 alone", pids)
+		b.t.Errorf("the lines came from pids %v, want worker 0's alone", pids)
 	}
 	var span time.Duration
 	if len(lines) > 1 {
@@ -349,9 +350,15 @@ ExecStart=%s
 		span = time.Duration(last-first) * time.Microsecond
 	}
 	rate := float64(len(lines)) / span.Seconds()
-	b.t.Logf("%d lines of 100 bytes in the journal, from workers (id/pid:lines) %s, strictly in order; %d DROVER_DROPPED entries; rate limit %s lines per %s. "+
+	b.t.Logf("%d lines of 100 bytes in the journal, from pids (pid:lines) %s, strictly in order; %d DROVER_DROPPED entries; rate limit %s lines per %s. "+
 		"First to last line in the journal: %v (%.0f lines/s); systemctl start to the last line found: %v",
 		len(lines), countList(pids), len(dropped), burst, interval, span.Round(time.Millisecond), rate, took.Round(time.Millisecond))
+	// The same burst from a plain service (StandardOutput=journal, the
+	// same rate limit), measured the same way, right after.
+	plain := b.plainBurst(burst, interval)
+	b.t.Logf("side by side, %d lines each: plain service %.0f lines/s, drover worker %.0f lines/s: drover at %.2f x the plain service's rate",
+		burstLines, plain, rate, rate/plain)
+
 	// journald says so when it rate-limits a service.
 	out, _ := b.quiet("journalctl", "-q", "--no-pager", "-o", "short-precise", "--after-cursor="+b.cursor, "-u", "systemd-journald.service")
 	b.t.Logf("$ journalctl -u systemd-journald.service (this scenario)\n%s", strings.TrimSpace(out))
@@ -359,4 +366,44 @@ ExecStart=%s
 		b.t.Errorf("journald suppressed messages: the shipped rate limit is too low")
 	}
 	b.showLogged("myapp.service", "ActiveState", "StatusText", "NRestarts")
+}
+
+// plainBurst runs testworker's spew as a plain service writing to journald
+// (what a systemd user gets without drover) and returns the journal's rate
+// for it, checking that every line arrived once, in order.
+func (b *box) plainBurst(burst, interval string) float64 {
+	b.t.Helper()
+	b.write("/run/systemd/system/plain-burst.service", fmt.Sprintf(`[Service]
+Type=oneshot
+ExecStart=%s -mode spew -lines %d
+StandardOutput=journal
+LogRateLimitIntervalSec=%s
+LogRateLimitBurst=%s
+`, TestworkerPath, burstLines, interval, burst))
+	b.sh("systemctl", "daemon-reload")
+	b.sh("systemctl", "start", "plain-burst.service")
+	inv := b.show("plain-burst.service", "InvocationID")["InvocationID"]
+	last := fmt.Sprintf("spew %08d ", burstLines-1)
+	var lines []entry
+	b.waitFor("the plain service's last line in the journal", time.Minute, func() (bool, string) {
+		lines = b.unitEntries("plain-burst.service", inv, "--output-fields=MESSAGE")
+		n := len(lines)
+		return n > 0 && strings.HasPrefix(lines[n-1]["MESSAGE"], last), fmt.Sprintf("%d lines", n)
+	})
+	prev, bad := -1, 0
+	for _, e := range lines {
+		seq, err := strconv.Atoi(strings.TrimPrefix(e["MESSAGE"], "spew ")[:8])
+		if err != nil || seq != prev+1 {
+			bad++
+		}
+		prev = seq
+	}
+	if len(lines) != burstLines || bad > 0 {
+		b.t.Errorf("plain service: %d of %d lines, %d out of sequence", len(lines), burstLines, bad)
+	}
+	first, _ := strconv.ParseInt(lines[0]["__REALTIME_TIMESTAMP"], 10, 64)
+	end, _ := strconv.ParseInt(lines[len(lines)-1]["__REALTIME_TIMESTAMP"], 10, 64)
+	span := time.Duration(end-first) * time.Microsecond
+	b.t.Logf("plain service: %d lines in the journal, first to last %v", len(lines), span.Round(time.Millisecond))
+	return float64(len(lines)) / span.Seconds()
 }

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/droverd/drover/supervisor/output"
+)
+
+func logsCmd() command {
+	return command{
+		name:     "logs",
+		synopsis: "UNIT [--worker N] [-n LINES] [-f]",
+		summary:  "show a unit's worker output and drover's events, by slot",
+		doc: `Shows the journal of UNIT for the current boot: every line a worker wrote,
+labelled with its slot and pid as in dev mode ([w2 1234]), and drover's own
+events. Workers log to journald under their own pid; drover's "worker
+started" entries (WORKER_ID, WORKER_PID) say which slot each pid served, so
+--worker N selects one slot's lines across all the workers that filled it
+(restarts, recycles, reloads), and drover's events about that slot.
+
+Built on journalctl -o json; reading another service's journal needs root,
+the adm or systemd-journal group, or the service's user.`,
+		flags: func() *flag.FlagSet { fs, _ := logsFlags(); return fs },
+		run:   logsCommand,
+	}
+}
+
+type logsOptions struct {
+	worker int
+	lines  int
+	follow bool
+	since  string
+}
+
+func logsFlags() (*flag.FlagSet, *logsOptions) {
+	o := &logsOptions{}
+	fs := flag.NewFlagSet("drover logs", flag.ContinueOnError)
+	fs.IntVar(&o.worker, "worker", -1, "only slot `N`'s lines and drover's events about it")
+	fs.IntVar(&o.lines, "n", 50, "show the last `LINES` lines (all of them with -f)")
+	fs.BoolVar(&o.follow, "f", false, "go on showing new lines")
+	fs.StringVar(&o.since, "since", "", "only lines since `TIME` (as journalctl --since: \"10 min ago\", 2026-12-01 10:00)")
+	return fs, o
+}
+
+func logsCommand(args []string, stdout, stderr io.Writer) int {
+	fs, o := logsFlags()
+	pos, code, ok := parseInterleaved(logsCmd(), fs, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "drover logs: want one UNIT (see drover help logs)")
+		return exitUsage
+	}
+	jargs := []string{"-u", serviceName(pos[0]), "-b", "-o", "json", "--no-pager", "--no-tail", "-q"}
+	if o.since != "" {
+		jargs = append(jargs, "--since", o.since)
+	}
+	if o.follow {
+		jargs = append(jargs, "-f")
+	}
+	cmd := exec.Command("journalctl", jargs...)
+	cmd.Stderr = stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		fmt.Fprintf(stderr, "drover logs: %v\n", err)
+		return 1
+	}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(stderr, "drover logs: run journalctl: %v\n", err)
+		return 1
+	}
+	f := &logFilter{slot: o.worker, slotOf: map[string]string{}}
+	var tail []string
+	emit := func(line string) {
+		if o.follow {
+			fmt.Fprintln(stdout, line)
+			return
+		}
+		if tail = append(tail, line); len(tail) > o.lines {
+			tail = tail[1:]
+		}
+	}
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 0, 1<<20), 4<<20)
+	for sc.Scan() {
+		if line, ok := f.line(sc.Bytes()); ok {
+			emit(line)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		fmt.Fprintf(stderr, "drover logs: journalctl: %v\n", err)
+		return 1
+	}
+	for _, line := range tail {
+		fmt.Fprintln(stdout, line)
+	}
+	return 0
+}
+
+// logFilter turns journal entries into drover logs lines.
+type logFilter struct {
+	slot   int               // -1: every slot
+	slotOf map[string]string // worker pid -> slot, from drover's "worker started"
+}
+
+func (f *logFilter) line(raw []byte) (string, bool) {
+	var e map[string]any
+	if json.Unmarshal(raw, &e) != nil {
+		return "", false
+	}
+	str := func(k string) string { s, _ := e[k].(string); return s }
+	msg := journalMessage(e["MESSAGE"])
+	when := ""
+	if us, err := strconv.ParseInt(str("__REALTIME_TIMESTAMP"), 10, 64); err == nil {
+		when = time.UnixMicro(us).Format(time.StampMilli) + " "
+	}
+	if str("SYSLOG_IDENTIFIER") == "drover" {
+		slot := str("WORKER_ID")
+		if strings.HasPrefix(msg, "worker started") && str("WORKER_PID") != "" {
+			f.slotOf[str("WORKER_PID")] = slot
+		}
+		if f.slot >= 0 && slot != strconv.Itoa(f.slot) {
+			return "", false
+		}
+		return when + "drover: " + output.Sanitize(msg), true
+	}
+	// A worker's own line (its pid), or one drover forwarded from a
+	// worker without a journal stream (its fields).
+	pid, slot := str("_PID"), f.slotOf[str("_PID")]
+	if id := str("WORKER_ID"); id != "" {
+		pid, slot = str("WORKER_PID"), id
+	}
+	if slot == "" || (f.slot >= 0 && slot != strconv.Itoa(f.slot)) {
+		return "", false
+	}
+	return fmt.Sprintf("%s[w%s %s] %s", when, slot, pid, output.Sanitize(msg)), true
+}
+
+// journalMessage is MESSAGE as text: journalctl -o json gives a string, or
+// an array of bytes for a message that is not UTF-8 or has control bytes.
+func journalMessage(v any) string {
+	switch m := v.(type) {
+	case string:
+		return m
+	case []any:
+		b := make([]byte, 0, len(m))
+		for _, x := range m {
+			if n, ok := x.(float64); ok {
+				b = append(b, byte(n))
+			}
+		}
+		return string(b)
+	}
+	return ""
+}
+
+// parseInterleaved parses flags before and after positional arguments,
+// as systemctl and journalctl take them: drover logs myapp -f.
+func parseInterleaved(c command, fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (pos []string, code int, ok bool) {
+	for {
+		if code, ok := parseFlags(c, fs, args, stdout, stderr); !ok {
+			return nil, code, false
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, 0, true
+		}
+		if len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), 0, true
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+}
