@@ -52,7 +52,6 @@ func health(stop <-chan os.Signal) error {
 		mu.Unlock()
 	})
 	mux.HandleFunc("/hang", func(http.ResponseWriter, *http.Request) { hung.Store(true) })
-	mux.HandleFunc("/trigger", func(http.ResponseWriter, *http.Request) { daemon.SdNotify(false, "WATCHDOG=trigger") })
 	mux.HandleFunc("/close", func(http.ResponseWriter, *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -66,6 +65,12 @@ func health(stop <-chan os.Signal) error {
 		}
 		mux.ServeHTTP(w, r)
 		fmt.Fprint(w, hello)
+		if r.URL.Path == "/trigger" {
+			// After the answer is out: drover kills a worker that
+			// triggers its watchdog.
+			w.(http.Flusher).Flush()
+			daemon.SdNotify(false, "WATCHDOG=trigger")
+		}
 	})}
 	for _, f := range files {
 		l, err := net.FileListener(f)
