@@ -359,7 +359,7 @@ ExecStart=%s
 		len(lines), countList(pids), len(dropped), burst, interval, span.Round(time.Millisecond), rate, took.Round(time.Millisecond))
 	// The same burst from a plain service (StandardOutput=journal, the
 	// same rate limit), measured the same way, right after.
-	plain := b.plainBurst(burst, interval)
+	plain := b.plainBurst(1, burstLines, burst, interval)
 	b.t.Logf("side by side, %d lines each: plain service %.0f lines/s, drover worker %.0f lines/s: drover at %.2f x the plain service's rate",
 		burstLines, plain, rate, rate/plain)
 
@@ -372,33 +372,59 @@ ExecStart=%s
 	b.showLogged("myapp.service", "ActiveState", "StatusText", "NRestarts")
 }
 
-// plainBurst runs testworker's spew as a plain service writing to journald
-// (what a systemd user gets without drover) and returns the journal's rate
-// for it, checking that every line arrived once, in order.
-func (b *box) plainBurst(burst, interval string) float64 {
+// plainBurst runs testworker's spew as n plain services at once, each
+// writing lines lines to journald (what a systemd user gets without
+// drover), and returns the journal's rate for all of them together,
+// checking that every line arrived once, in order per service.
+func (b *box) plainBurst(n, lines int, burst, interval string) float64 {
 	b.t.Helper()
-	b.write("/run/systemd/system/plain-burst.service", fmt.Sprintf(`[Service]
+	var units []string
+	for i := range n {
+		unit := fmt.Sprintf("plain-burst-%d-%d.service", n, i)
+		units = append(units, unit)
+		b.write("/run/systemd/system/"+unit, fmt.Sprintf(`[Service]
 Type=oneshot
 ExecStart=%s -mode spew -lines %d
 StandardOutput=journal
 LogRateLimitIntervalSec=%s
 LogRateLimitBurst=%s
-`, TestworkerPath, burstLines, interval, burst))
+`, TestworkerPath, lines, interval, burst))
+	}
 	b.sh("systemctl", "daemon-reload")
-	// Each boot of the lab runs it once: its whole journal is this run.
-	b.sh("systemctl", "start", "plain-burst.service")
-	inv := ""
-	last := fmt.Sprintf("spew %08d ", burstLines-1)
+	// Each unit runs once per boot of the lab: its whole journal is this run.
+	b.sh(append([]string{"systemctl", "start"}, units...)...)
+	var first, last int64
+	total := 0
+	for _, unit := range units {
+		got := b.burstLines(unit, lines)
+		total += len(got)
+		f, _ := strconv.ParseInt(got[0]["__REALTIME_TIMESTAMP"], 10, 64)
+		l, _ := strconv.ParseInt(got[len(got)-1]["__REALTIME_TIMESTAMP"], 10, 64)
+		if first == 0 || f < first {
+			first = f
+		}
+		last = max(last, l)
+	}
+	span := time.Duration(last-first) * time.Microsecond
+	b.t.Logf("%d plain service(s): %d lines in the journal, first to last %v", n, total, span.Round(time.Millisecond))
+	return float64(total) / span.Seconds()
+}
+
+// burstLines waits for unit's n spew lines and checks them: all there,
+// once, in order.
+func (b *box) burstLines(unit string, n int) []entry {
+	b.t.Helper()
+	lastLine := fmt.Sprintf("spew %08d ", n-1)
 	var lines []entry
-	b.waitFor("the plain service's last line in the journal", time.Minute, func() (bool, string) {
+	b.waitFor(unit+"'s last line in the journal", time.Minute, func() (bool, string) {
 		lines = lines[:0]
-		for _, e := range b.unitEntries("plain-burst.service", inv, "--output-fields=MESSAGE") {
+		for _, e := range b.unitEntries(unit, "", "--output-fields=MESSAGE") {
 			if strings.HasPrefix(e["MESSAGE"], "spew ") { // not systemd's own lines about the unit
 				lines = append(lines, e)
 			}
 		}
-		n := len(lines)
-		return n > 0 && strings.HasPrefix(lines[n-1]["MESSAGE"], last), fmt.Sprintf("%d lines", n)
+		k := len(lines)
+		return k > 0 && strings.HasPrefix(lines[k-1]["MESSAGE"], lastLine), fmt.Sprintf("%d lines", k)
 	})
 	prev, bad := -1, 0
 	for _, e := range lines {
@@ -408,12 +434,61 @@ LogRateLimitBurst=%s
 		}
 		prev = seq
 	}
-	if len(lines) != burstLines || bad > 0 {
-		b.t.Errorf("plain service: %d of %d lines, %d out of sequence", len(lines), burstLines, bad)
+	if len(lines) != n || bad > 0 {
+		b.t.Errorf("%s: %d of %d lines, %d out of sequence", unit, len(lines), n, bad)
+	}
+	return lines
+}
+
+// testJournalBurstAll: every worker writes a burst at once, and so do as
+// many plain services: every line arrives, and the lab reports both rates.
+func testJournalBurstAll(b *box) {
+	const each = burstLines / workers
+	burst := b.unitSetting(b.build.Service, "LogRateLimitBurst")
+	interval := b.unitSetting(b.build.Service, "LogRateLimitIntervalSec")
+	// The plain services first: the other scenario measures drover first,
+	// so the two orders are both in each lab run.
+	plain := b.plainBurst(workers, each, burst, interval)
+	b.dropIn("myapp.service", fmt.Sprintf(`[Service]
+ExecStart=
+ExecStart=%s
+`, b.execStart("", fmt.Sprintf(`/bin/sh -c '%s -mode spew -lines %d; exec %s'`, TestworkerPath, each, MyappPath))))
+	b.sh("systemctl", "start", "myapp.socket")
+	b.sh("systemctl", "start", "--no-block", "myapp.service")
+	inv := b.invocation()
+	var lines []entry
+	b.waitFor("every worker's burst in the journal", time.Minute, func() (bool, string) {
+		lines = lines[:0]
+		for _, e := range b.journalEntries(inv, "SYSLOG_IDENTIFIER=sh", "--output-fields=MESSAGE,_PID") {
+			if strings.HasPrefix(e["MESSAGE"], "spew ") {
+				lines = append(lines, e)
+			}
+		}
+		return len(lines) >= each*workers, fmt.Sprintf("%d lines", len(lines))
+	})
+	byPid := map[string][]entry{}
+	for _, e := range lines {
+		byPid[e["_PID"]] = append(byPid[e["_PID"]], e)
+	}
+	if len(byPid) != workers || len(lines) != each*workers {
+		b.t.Errorf("%d lines from pids %d, want %d from each of %d workers", len(lines), len(byPid), each, workers)
+	}
+	first0, _ := strconv.ParseInt(lines[0]["__REALTIME_TIMESTAMP"], 10, 64)
+	for pid, got := range byPid {
+		f, _ := strconv.ParseInt(got[0]["__REALTIME_TIMESTAMP"], 10, 64)
+		l, _ := strconv.ParseInt(got[len(got)-1]["__REALTIME_TIMESTAMP"], 10, 64)
+		b.t.Logf("worker %s: its lines from +%v to +%v", pid, time.Duration(f-first0)*time.Microsecond, time.Duration(l-first0)*time.Microsecond)
+		for i, e := range got {
+			if !strings.HasPrefix(e["MESSAGE"], fmt.Sprintf("spew %08d ", i)) {
+				b.t.Errorf("worker %s: line %d is %.20q", pid, i, e["MESSAGE"])
+				break
+			}
+		}
 	}
 	first, _ := strconv.ParseInt(lines[0]["__REALTIME_TIMESTAMP"], 10, 64)
-	end, _ := strconv.ParseInt(lines[len(lines)-1]["__REALTIME_TIMESTAMP"], 10, 64)
-	span := time.Duration(end-first) * time.Microsecond
-	b.t.Logf("plain service: %d lines in the journal, first to last %v", len(lines), span.Round(time.Millisecond))
-	return float64(len(lines)) / span.Seconds()
+	last, _ := strconv.ParseInt(lines[len(lines)-1]["__REALTIME_TIMESTAMP"], 10, 64)
+	span := time.Duration(last-first) * time.Microsecond
+	rate := float64(len(lines)) / span.Seconds()
+	b.t.Logf("side by side, %d workers and %d plain services writing %d lines each at once: plain %.0f lines/s, drover %.0f lines/s (first to last %v): drover at %.2f x the plain services' rate",
+		workers, workers, each, plain, rate, span.Round(time.Millisecond), rate/plain)
 }

@@ -40,6 +40,7 @@ var scenarios = []struct {
 	{"notify-reload", testNotifyReload},
 	{"journal", testJournal},
 	{"journal-burst", testJournalBurst},
+	{"journal-burst-all", testJournalBurstAll},
 	{"health", testHealth},
 	// surroundings_test.go: what drover must survive (issue 12).
 	{"journald-stuck", testJournaldStuck},
