@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"errors"
 	"math/rand/v2"
 	"time"
 
@@ -83,8 +84,11 @@ func (s *Supervisor) healthTick(now time.Time) {
 // sample runs off the loop: it reads only pids and files, never worker
 // fields the loop owns.
 func (s *Supervisor) sample(ws []*worker, pids []int, inodes []uint64, memory, liveness bool) []workerSample {
+	// One look at /proc for every worker's tree: where workers have
+	// cgroups without the memory controller (hybrid hosts), the trees are
+	// what memory is measured on too.
 	var trees map[int][]int
-	if memory && s.cgroups == nil {
+	if memory {
 		trees, _ = proctree.Trees(pids)
 	}
 	out := make([]workerSample, len(ws))
@@ -95,8 +99,11 @@ func (s *Supervisor) sample(ws []*worker, pids []int, inodes []uint64, memory, l
 		}
 		if liveness {
 			missing, err := procfs.ListeningOn(pids[i], inodes)
+			// Only a vanished process is gone (its exit event follows); a
+			// /proc drover cannot read says nothing, so it counts as
+			// listening, and its memory sample still counts.
 			out[i].checked = true
-			out[i].gone = err != nil
+			out[i].gone = errors.Is(err, procfs.ErrProcessGone)
 			out[i].listening = err != nil || len(missing) == 0
 		}
 	}
@@ -111,7 +118,6 @@ func (s *Supervisor) treeMemory(pid int, descendants []int) int64 {
 		if mem, ok := cg.MemoryCurrent(); ok {
 			return mem
 		}
-		descendants, _ = proctree.Descendants(pid)
 	}
 	total := procfs.RSS(pid)
 	for _, d := range descendants {
