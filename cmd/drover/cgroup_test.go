@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/droverd/drover/supervisor/cgroup"
 )
 
 // A scratch cgroup v2 directory stands in for what Delegate=yes gives a
@@ -90,23 +92,18 @@ func TestWorkersInCgroupsOfTheirOwn(t *testing.T) {
 	}
 }
 
-// cgroup2Root is this host's cgroup v2 mount, or skips.
+// cgroup2Root is this host's cgroup v2 mount (as drover finds it), or
+// skips.
 func cgroup2Root(t *testing.T) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to make a scratch cgroup")
 	}
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	loc, err := cgroup.Detect("/")
 	if err != nil {
-		t.Skip(err)
+		t.Skipf("no cgroup v2 hierarchy on this host: %v", err)
 	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if pre, post, ok := strings.Cut(line, " - "); ok && strings.HasPrefix(post, "cgroup2 ") {
-			return strings.Fields(pre)[4]
-		}
-	}
-	t.Skip("no cgroup v2 hierarchy on this host")
-	return ""
+	return loc.Mount
 }
 
 // cgroupsUnder maps each child cgroup of dir to the pids in it.
