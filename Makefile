@@ -7,6 +7,14 @@ LDFLAGS := -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 # ./... skips testdata/, so its packages are named.
 TESTDATA_PKGS := ./testdata/example-worker ./testdata/testworker ./testdata/testbin ./testdata/lab ./testdata/crashbench
+# Debian's prometheus package, unpacked rather than installed (installing it
+# would start a Prometheus server on this machine): promtool for the unit
+# tests, the server for the lab's scrape (make deps).
+PROMETHEUS_DIR := /var/cache/drover-tools/prometheus
+export DROVER_TOOLS_PATH := $(PROMETHEUS_DIR)/usr/bin
+# Under make test a tool the tests need and deps installs is required: a
+# test that cannot find it fails instead of skipping.
+export DROVER_REQUIRE_TOOLS := 1
 # Static binaries: the lab installs them into Debian roots of other releases.
 export CGO_ENABLED := 0
 
@@ -82,6 +90,7 @@ deps:
 	command -v groff >/dev/null || need="$$need groff-base"; \
 	if [ -n "$$need" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; fi
 	@test -x $$($(GO) env GOPATH)/bin/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@test -x $(PROMETHEUS_DIR)/usr/bin/promtool || testdata/tools/unpack-deb.sh prometheus $(PROMETHEUS_DIR)
 
 # dist/drover_*.deb and dist/myapp_*.deb (or .rpm): drover, and myapp, the
 # example worker packaged as an app that runs under drover. The binaries in

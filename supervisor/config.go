@@ -65,6 +65,15 @@ type Config struct {
 	HangGrace        time.Duration
 	LivenessInterval time.Duration
 
+	// MetricsSocket names the socket systemd passes for drover's own
+	// Prometheus metrics (FileDescriptorName=); it is kept from the
+	// workers. MetricsListen is where to serve them when not
+	// socket-activated ("" and nil: no metrics endpoint).
+	MetricsSocket string
+	MetricsListen *sockets.ListenSpec
+	// Version is drover's, for drover_build_info.
+	Version string
+
 	// ReloadBatch is how many new workers start at once during a reload.
 	ReloadBatch Batch
 	// ControlSocket is where `drover reload` finds this drover ("": none).

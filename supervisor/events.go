@@ -59,7 +59,9 @@ func (s *Supervisor) handle(ev event) {
 		s.handleHealthSample(ev)
 	case evRecycleDue:
 		ev.w.slot.recycleTimer = nil
-		s.requestRecycle(ev.w, ev.reason)
+		s.requestRecycle(ev.w, ev.kind, ev.reason)
+	case evMetrics:
+		ev.reply <- s.metricsSnapshot()
 	case evHang:
 		s.handleHang(ev)
 	default:

@@ -38,6 +38,31 @@ const (
 	failMemory
 )
 
+// String is the kind's name in metrics (the reason label).
+func (k failureKind) String() string {
+	switch k {
+	case failSpawn:
+		return "spawn"
+	case failResources:
+		return "resources"
+	case failExec:
+		return "exec"
+	case failExit:
+		return "exit"
+	case failSignal:
+		return "signal"
+	case failNotReady:
+		return "not-ready"
+	case failRollback:
+		return "rollback"
+	case failWatchdog:
+		return "watchdog"
+	case failMemory:
+		return "memory"
+	}
+	return "unknown"
+}
+
 // failure is one worker failure: its kind and the words the log, STATUS=
 // and the reload's error use.
 type failure struct {

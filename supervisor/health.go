@@ -138,7 +138,7 @@ func (s *Supervisor) handleHealthSample(ev evHealthSample) {
 			w.memory = smp.memory
 		}
 		if limit := s.cfg.MaxMemory; limit > 0 && smp.memory > limit {
-			s.requestRecycle(w, "memory "+FormatSize(smp.memory)+" > "+FormatSize(limit))
+			s.requestRecycle(w, recycleMemory, "memory "+FormatSize(smp.memory)+" > "+FormatSize(limit))
 		}
 		if !smp.checked {
 			continue
@@ -148,7 +148,7 @@ func (s *Supervisor) handleHealthSample(ev evHealthSample) {
 			continue
 		}
 		if w.livenessMisses++; w.livenessMisses >= livenessMisses {
-			s.requestRecycle(w, "not waiting on its sockets (it closed its listener, or its accept loop died)")
+			s.requestRecycle(w, recycleNotListening, "not waiting on its sockets (it closed its listener, or its accept loop died)")
 		}
 	}
 }
@@ -161,7 +161,7 @@ func (s *Supervisor) armLifetime(w *worker) {
 	}
 	jitter := time.Duration((rand.Float64()*0.2 - 0.1) * float64(s.cfg.MaxLifetime))
 	w.lifeTimer = time.AfterFunc(s.cfg.MaxLifetime+jitter, func() {
-		s.post(evRecycleDue{w, "lifetime " + s.cfg.MaxLifetime.String()})
+		s.post(evRecycleDue{w, recycleLifetime, "lifetime " + s.cfg.MaxLifetime.String()})
 	})
 }
 

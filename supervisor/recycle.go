@@ -21,23 +21,35 @@ import (
 // evRecycleDue asks for a recycle of w (its age, or a retry).
 type evRecycleDue struct {
 	w      *worker
+	kind   recycleKind
 	reason string
 }
+
+// recycleKind is what a recycle is for, in bounded words (the reason
+// label of drover_worker_recycles_total); the reason says more.
+type recycleKind string
+
+const (
+	recycleMemory       recycleKind = "memory"
+	recycleLifetime     recycleKind = "lifetime"
+	recycleNotListening recycleKind = "not-listening"
+)
 
 // recycleRequest is a recycle waiting its turn.
 type recycleRequest struct {
 	w      *worker
+	kind   recycleKind
 	reason string
 }
 
 // requestRecycle queues a recycle of w, unless one is queued or under way
 // for it already.
-func (s *Supervisor) requestRecycle(w *worker, reason string) {
+func (s *Supervisor) requestRecycle(w *worker, kind recycleKind, reason string) {
 	if w.state != workerReady || w.slot.worker != w || w.recycleWanted {
 		return
 	}
 	w.recycleWanted = true
-	s.recycleQueue = append(s.recycleQueue, recycleRequest{w, reason})
+	s.recycleQueue = append(s.recycleQueue, recycleRequest{w, kind, reason})
 	s.startRecycle()
 }
 
@@ -54,7 +66,7 @@ func (s *Supervisor) startRecycle() {
 		}
 		s.workerLog(old).WithField("reason", req.reason).Info("recycling worker: starting its replacement")
 		s.recycling = sl
-		sl.recycleReason = req.reason
+		sl.recycleReason, sl.recycleKind = req.reason, req.kind
 		next := s.startWorker(sl, s.current, nil)
 		if next == nil {
 			return // workerFailed saw it: recycleFailed ran
@@ -79,6 +91,7 @@ func (s *Supervisor) recycleReady(w *worker) {
 	sl.recycles++
 	sl.recycleBackoff = 0
 	s.recycles++
+	s.metrics.Recycled(sl.id, string(sl.recycleKind))
 	s.workerLog(w).WithFields(logrus.Fields{"reason": sl.recycleReason, "replaced": old.pid}).Info("worker recycled")
 	s.stopWorker(old)
 	s.startRecycle()
@@ -99,8 +112,8 @@ func (s *Supervisor) recycleFailed(w *worker, why failure) {
 	case old != nil && sl.worker == old && old.state == workerReady:
 		log.Warn("recycle failed: the old worker keeps serving; trying again")
 		old.recycleWanted = false
-		reason := sl.recycleReason
-		sl.recycleTimer = time.AfterFunc(sl.recycleBackoff, func() { s.post(evRecycleDue{old, reason}) })
+		kind, reason := sl.recycleKind, sl.recycleReason
+		sl.recycleTimer = time.AfterFunc(sl.recycleBackoff, func() { s.post(evRecycleDue{old, kind, reason}) })
 	case sl.worker == nil && sl.restartTimer == nil:
 		// The old worker died meanwhile: an ordinary restart refills it.
 		log.Warn("recycle failed, and the old worker is gone: restarting the slot")

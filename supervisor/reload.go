@@ -9,6 +9,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/droverd/drover/supervisor/metrics"
 )
 
 // rollout moves slots to target, a batch at a time: each slot's new worker
@@ -98,6 +100,7 @@ func (s *Supervisor) servePending() {
 func (s *Supervisor) beginReload(waiters []chan<- error, announce bool) {
 	s.cancelRecycles()
 	s.reloads++
+	s.reloadStarted = time.Now()
 	s.setPhase(phaseReloading)
 	if announce {
 		// systemd (Type=notify-reload on 253+) waits for RELOADING=1
@@ -123,12 +126,15 @@ func (s *Supervisor) beginReload(waiters []chan<- error, announce bool) {
 func (s *Supervisor) endReload(waiters []chan<- error, err error, errno unix.Errno) {
 	s.rollout = nil
 	s.setPhase(phaseServing)
+	result := metrics.ReloadSucceeded
 	if err != nil {
 		s.log.WithError(err).Error("reload failed")
 		s.reloadFailure = err.Error()
+		result = metrics.ReloadFailed
 	} else {
 		s.reloadFailure = ""
 	}
+	s.metrics.Reloaded(result, time.Since(s.reloadStarted))
 	s.notifyReady(errno)
 	reply(waiters, err)
 	s.startRecycle()

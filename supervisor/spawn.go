@@ -164,7 +164,9 @@ func (s *Supervisor) launch(id int, gen *generation) (*process, error) {
 	if cg != nil {
 		s.cgroupOf.Store(cmd.Process.Pid, cg)
 	}
-	out.Start(output.Meta{ID: id, Pid: cmd.Process.Pid, Generation: gen.number, Identifier: s.cfg.LogIdentifier}, s.output, output.Limits{})
+	meta := output.Meta{ID: id, Pid: cmd.Process.Pid, Generation: gen.number, Identifier: s.cfg.LogIdentifier,
+		Count: slotCounters{s.metrics, id}}
+	out.Start(meta, s.output, output.Limits{})
 	return &process{cmd: cmd, pid: cmd.Process.Pid, execStatus: statusR, out: out, cg: cg,
 		log: s.log.WithFields(logrus.Fields{"worker": id, "pid": cmd.Process.Pid, "generation": gen.number})}, nil
 }

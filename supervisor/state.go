@@ -178,10 +178,13 @@ type slot struct {
 	consecutive  int // failures since a worker last stayed up MinUptime
 	restartTimer *time.Timer
 	restarts     int
+	// lastFailure is the kind of the failure the next restart follows.
+	lastFailure failureKind
 	// recycles counts the slot's recycles; recycleReason is the last
 	// one's; recycleTimer retries a failed one after recycleBackoff.
 	recycles       int
 	recycleReason  string
+	recycleKind    recycleKind
 	recycleTimer   *time.Timer
 	recycleBackoff time.Duration
 }

@@ -106,13 +106,20 @@ func (s *Supervisor) status() *control.Status {
 
 func workerStatus(w *worker) control.WorkerStatus {
 	st := control.WorkerStatus{
-		Slot: w.slot.id, Pid: w.pid, Generation: w.gen.number, State: w.state.String(),
+		Slot: w.slot.id, Pid: w.pid, Generation: w.gen.number,
 		Started: w.started, Restarts: w.slot.restarts, Status: w.status,
 		Recycles: w.slot.recycles, LastRecycle: w.slot.recycleReason, LastPing: w.lastPing,
 		MemoryBytes: max(w.memory, 0),
 	}
-	if w.killedFor != nil && w.killedFor.kind == failWatchdog {
-		st.State = "hung"
-	}
+	st.State = w.shownState()
 	return st
+}
+
+// shownState is the worker's state as status and metrics show it: a
+// worker drover is killing because it hung is "hung", not "draining".
+func (w *worker) shownState() string {
+	if w.killedFor != nil && w.killedFor.kind == failWatchdog {
+		return "hung"
+	}
+	return w.state.String()
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/droverd/drover/supervisor/cgroup"
 	"github.com/droverd/drover/supervisor/control"
 	"github.com/droverd/drover/supervisor/cpus"
+	"github.com/droverd/drover/supervisor/metrics"
 	"github.com/droverd/drover/supervisor/notify"
 	"github.com/droverd/drover/supervisor/output"
 	"github.com/droverd/drover/supervisor/proctree"
@@ -27,17 +28,22 @@ import (
 
 // Supervisor runs the workers. Create it with New, then call Run once.
 type Supervisor struct {
-	cfg          Config
-	log          logrus.FieldLogger
-	sockets      []sockets.Socket
-	baseEnv      []string
-	systemd      *notify.Systemd
-	workerNotify *notify.Listener
-	control      *control.Server     // nil without a control socket
-	output       output.Sink         // where worker output goes
-	journal      *output.JournalSink // output, when it is journald
-	spawner      *spawner
-	env          env
+	cfg     Config
+	log     logrus.FieldLogger
+	sockets []sockets.Socket
+	// metrics is always counted; metricsServer serves it on the socket
+	// kept for it, if any (metrics.go).
+	metrics       *metrics.Metrics
+	metricsSocket *sockets.Socket
+	metricsServer *metrics.Server
+	baseEnv       []string
+	systemd       *notify.Systemd
+	workerNotify  *notify.Listener
+	control       *control.Server     // nil without a control socket
+	output        output.Sink         // where worker output goes
+	journal       *output.JournalSink // output, when it is journald
+	spawner       *spawner
+	env           env
 	// pinDir holds the symlinks to pinned executables ("" if none could be
 	// made: workers are then exec'd by path).
 	pinDir     string
@@ -63,6 +69,7 @@ type Supervisor struct {
 	byPid           map[int]*worker
 	restarts        int
 	reloads         int
+	reloadStarted   time.Time
 	// reloadFailure says why the last reload failed, until one succeeds.
 	reloadFailure string
 	exitErr       error
@@ -121,6 +128,9 @@ func New(cfg Config) (_ *Supervisor, err error) {
 	if err := s.openSockets(); err != nil {
 		return nil, err
 	}
+	if err := s.openMetrics(); err != nil {
+		return nil, err
+	}
 	environ := cfg.Environ
 	if environ == nil {
 		environ = os.Environ()
@@ -156,6 +166,9 @@ func (s *Supervisor) openSockets() error {
 	}
 	s.sockets = socks
 	if activated {
+		if err := s.takeMetricsSocket(); err != nil {
+			return err
+		}
 		if len(s.cfg.Listen) > 0 {
 			s.log.Info("socket-activated by systemd: ignoring --listen")
 		}
@@ -221,6 +234,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 
 	s.wg.Add(1)
 	go s.readWorkerNotify()
+	s.serveMetrics()
 	if s.control != nil {
 		s.wg.Add(1)
 		go func() {
@@ -367,6 +381,7 @@ func (s *Supervisor) closeResources() {
 	if s.control != nil {
 		s.control.Close()
 	}
+	s.closeMetrics()
 	for _, sock := range s.sockets {
 		sock.Close()
 	}

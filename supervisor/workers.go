@@ -177,6 +177,7 @@ func (s *Supervisor) handleExit(w *worker, e exit) {
 // after a backoff, unless it is crash-looping.
 func (s *Supervisor) workerFailed(w *worker, why failure) {
 	sl := w.slot
+	sl.lastFailure = why.kind
 	switch {
 	case s.phase == phaseStopping:
 		return
@@ -205,6 +206,7 @@ func (s *Supervisor) workerFailed(w *worker, why failure) {
 	}
 	sl.failures = append(kept, now)
 	if len(sl.failures) >= s.cfg.MaxFailures {
+		s.metrics.CrashLooped()
 		s.stop(fmt.Errorf("%w: worker %d failed %d times within %v; last: %s",
 			ErrCrashLoop, sl.id, len(sl.failures), s.cfg.FailureWindow, why), "crash loop")
 		return
@@ -242,6 +244,7 @@ func (s *Supervisor) handleRestartDue(sl *slot) {
 	}
 	s.restarts++
 	sl.restarts++
+	s.metrics.Restarted(sl.id, sl.lastFailure.String())
 	sl.worker = s.startWorker(sl, s.current, nil)
 }
 

@@ -36,6 +36,7 @@ type runOptions struct {
 	window       time.Duration
 	reloadBatch  string
 	health       healthOptions
+	metrics      metricsOptions
 	control      string
 	logFormat    string
 	logIdent     string
@@ -64,6 +65,7 @@ func runFlags() (*flag.FlagSet, *runOptions) {
 	fs.DurationVar(&o.window, "failure-window", time.Minute, "window for --max-failures")
 	fs.StringVar(&o.reloadBatch, "reload-batch", "1", "how many new workers start at once during a reload: a count or a percentage (25%)")
 	o.health.flags(fs)
+	o.metrics.flags(fs)
 	fs.StringVar(&o.control, "control", "", "control socket for drover reload (default $RUNTIME_DIRECTORY/control.sock when systemd sets RuntimeDirectory=)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "drover's own log when not under journald: text or json (under journald: native journal entries with fields)")
@@ -153,6 +155,7 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	cfg.TestHooks = os.Getenv("DROVER_TEST_HOOKS")
+	cfg.Version = version
 	cfg.RuntimeDir = runtimeDir()
 	cfg.ControlSocket = controlPath(o.control)
 
@@ -212,6 +215,7 @@ func (o *runOptions) config(command []string) (supervisor.Config, error) {
 		MaxFailures:   o.maxFailures,
 		FailureWindow: o.window,
 	}
+	o.metrics.apply(&cfg)
 	return cfg, o.health.apply(&cfg)
 }
 

@@ -18,6 +18,9 @@ type lineSplitter struct {
 	// bytes in a gap, already counted as dropped.
 	skip  bool
 	stats forwardStats
+	// lines and droppedCount are the metrics' counters (Meta.Count), or
+	// nil.
+	lines, droppedCount Counter
 }
 
 func (ls *lineSplitter) feed(data []byte) {
@@ -95,6 +98,9 @@ func (ls *lineSplitter) gap(g outputGap) {
 		return
 	}
 	ls.stats.dropped += lost
+	if ls.droppedCount != nil {
+		ls.droppedCount.Add(float64(lost))
+	}
 	e := ls.entry
 	e.priority = 4 // warning
 	e.message = fmt.Appendf(nil, "drover: %d lines of worker output dropped (%d bytes): the log sink did not keep up", lost, g.bytes)
@@ -117,6 +123,9 @@ func (ls *lineSplitter) emit(msg []byte, brk lineBreak) {
 	ls.entry.continued = ls.cont
 	ls.cont = brk == breakLineMax
 	ls.stats.entries++
+	if ls.lines != nil && !ls.cont {
+		ls.lines.Add(1)
+	}
 	ls.write(&ls.entry)
 }
 

@@ -42,6 +42,26 @@ type Meta struct {
 	// Identifier is the app's SYSLOG_IDENTIFIER: --log-identifier, by
 	// default the command's base name.
 	Identifier string
+	// Count, if set, gives the counters of the lines and dropped lines,
+	// counted as they go. (An interface, not a func, keeps Meta
+	// comparable.)
+	Count Counters
+}
+
+// Counter counts; a prometheus.Counter is one.
+type Counter interface{ Add(float64) }
+
+// Counters gives the counters of one stream ("stdout", "stderr").
+type Counters interface {
+	Counters(stream string) (lines, dropped Counter)
+}
+
+// counters are the stream's counters, nil if none.
+func (m *Meta) counters(stream outputStream) (lines, dropped Counter) {
+	if m.Count == nil {
+		return nil, nil
+	}
+	return m.Count.Counters(stream.String())
 }
 
 // lineBreak says why an entry ended elsewhere than at a newline. Its
@@ -165,6 +185,7 @@ func forwardOutput(r io.Reader, stream outputStream, meta *Meta, sink Sink, lim 
 		sink: sink, lineMax: lim.lineMax,
 		entry: Entry{worker: meta, stream: stream},
 	}
+	ls.lines, ls.droppedCount = meta.counters(stream)
 	for {
 		it := q.pop()
 		switch {

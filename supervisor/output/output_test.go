@@ -470,7 +470,9 @@ func TestSlowSinkLosesNothing(t *testing.T) {
 // gaps follow each other inside one line.
 func TestGapAccounting(t *testing.T) {
 	sink := &recordingSink{}
-	ls := &lineSplitter{sink: sink, lineMax: 100, entry: Entry{worker: &Meta{}, stream: streamStdout}}
+	var lines, dropped countingCounter
+	ls := &lineSplitter{sink: sink, lineMax: 100, entry: Entry{worker: &Meta{}, stream: streamStdout},
+		lines: &lines, droppedCount: &dropped}
 	feedGap := func(s string) {
 		var g outputGap
 		g.add([]byte(s))
@@ -482,7 +484,8 @@ func TestGapAccounting(t *testing.T) {
 	feedGap("more of four")         // still "four": 0
 	ls.feed([]byte(" end\nfive\n")) // "five" arrives
 	feedGap("six\n")                // exactly one line: 1
-	ls.feed([]byte("seven"))
+	ls.feed([]byte("seven\n"))
+	ls.feed([]byte(strings.Repeat("x", 250))) // one line in three entries
 	ls.flush()
 
 	var got []string
@@ -493,14 +496,24 @@ func TestGapAccounting(t *testing.T) {
 			got = append(got, e.message)
 		}
 	}
-	want := []string{"one", "<3 dropped>", "five", "<1 dropped>", "seven"}
+	x := strings.Repeat("x", 100)
+	want := []string{"one", "<3 dropped>", "five", "<1 dropped>", "seven", x, x, x[:50]}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 	if ls.stats.dropped != 4 {
 		t.Errorf("stats.dropped = %d, want 4", ls.stats.dropped)
 	}
+	// The metrics count lines, not entries: the long line counts once.
+	if lines != 4 || dropped != 4 {
+		t.Errorf("counted %v lines and %v dropped, want 4 and 4", lines, dropped)
+	}
 }
+
+// countingCounter is a Counter for tests.
+type countingCounter float64
+
+func (c *countingCounter) Add(v float64) { *c += countingCounter(v) }
 
 // When a process the worker started keeps the pipes open, wait gives up
 // within its bound; once that process ends, forwarding ends too.
