@@ -21,7 +21,7 @@ import (
 func initCmd() command {
 	return command{
 		name:     "init",
-		synopsis: "NAME --listen ADDR... [--user USER] [--install [--force]] -- COMMAND [ARGS...]",
+		synopsis: "NAME --listen ADDR... [--metrics ADDR] [--user USER] [--install [--force]] -- COMMAND [ARGS...]",
 		summary:  "write NAME.socket and NAME.service for COMMAND",
 		doc: `Writes the unit pair for running COMMAND under drover, made from the
 commented, hardened myapp.socket and myapp.service drover ships: every
@@ -29,7 +29,11 @@ ListenStream= from --listen, ExecStart= running COMMAND through drover,
 ExecReload= for drover reload. Prints them, or with --install writes them to
 --unit-dir and asks systemd to reload its configuration over D-Bus; then
 systemctl enable --now NAME.socket starts serving. Refuses to overwrite
-existing units without --force.`,
+existing units without --force.
+
+--metrics ADDR adds NAME-metrics.socket, a socket of drover's own for
+Prometheus (FileDescriptorName=metrics, kept from the workers), and runs
+drover with --metrics-socket metrics: scrape http://ADDR/metrics.`,
 		flags: func() *flag.FlagSet { fs, _ := initFlags(); return fs },
 		run:   initCommand,
 	}
@@ -38,6 +42,7 @@ existing units without --force.`,
 type initOptions struct {
 	listen  []string
 	fdName  string
+	metrics string // ListenStream= of NAME-metrics.socket, "" for none
 	user    string
 	install bool
 	force   bool
@@ -50,34 +55,50 @@ func initFlags() (*flag.FlagSet, *initOptions) {
 	fs.Func("listen", "`[NAME=]ADDR` for ListenStream=: 8080, 127.0.0.1:8080, [::1]:8080 or unix:/path (repeatable; NAME becomes FileDescriptorName=)", func(s string) error {
 		addr := s
 		if name, rest, ok := strings.Cut(s, "="); ok && !strings.Contains(name, ":") {
-			addr = rest
-		}
-		if _, err := strconv.Atoi(addr); err == nil {
-			s = strings.TrimSuffix(s, addr) + ":" + addr // a bare port
-		}
-		spec, err := sockets.ParseListen(s)
-		if err != nil {
-			return err
-		}
-		name, _, hasName := strings.Cut(s, "=")
-		if hasName && !strings.Contains(name, ":") {
+			spec, err := sockets.ParseListen(name + "=127.0.0.1:1") // checks the name only
+			if err != nil {
+				return err
+			}
 			if o.fdName != "" && o.fdName != spec.Name {
 				return fmt.Errorf("--listen %q: one socket unit has one FileDescriptorName (already %q)", s, o.fdName)
 			}
-			o.fdName = spec.Name
+			o.fdName, addr = spec.Name, rest
 		}
-		addr = spec.Address
-		if spec.Network == "tcp" && strings.HasPrefix(addr, ":") {
-			addr = addr[1:] // every address: systemd takes the bare port
+		addr, err := listenStreamAddr(addr)
+		if err != nil {
+			return err
 		}
 		o.listen = append(o.listen, addr)
 		return nil
+	})
+	fs.Func("metrics", "`ADDR` for drover's Prometheus metrics: writes NAME-metrics.socket listening there (127.0.0.1:9464, or unix:/path)", func(s string) error {
+		addr, err := listenStreamAddr(s)
+		if err == nil {
+			o.metrics = addr
+		}
+		return err
 	})
 	fs.StringVar(&o.user, "user", "", "run as this existing user instead of a fresh DynamicUser=")
 	fs.BoolVar(&o.install, "install", false, "write the units to --unit-dir and reload systemd's configuration")
 	fs.BoolVar(&o.force, "force", false, "with --install, overwrite existing units")
 	fs.StringVar(&o.unitDir, "unit-dir", "/etc/systemd/system", "where --install writes the units")
 	return fs, o
+}
+
+// listenStreamAddr checks an address as drover run's --listen would and
+// writes it as ListenStream= takes it: a bare port for every address.
+func listenStreamAddr(s string) (string, error) {
+	if _, err := strconv.Atoi(s); err == nil {
+		s = ":" + s
+	}
+	spec, err := sockets.ParseListen(s)
+	if err != nil {
+		return "", err
+	}
+	if spec.Network == "tcp" && strings.HasPrefix(spec.Address, ":") {
+		return spec.Address[1:], nil
+	}
+	return spec.Address, nil
 }
 
 // unitNameRE is what systemd accepts as a unit name's prefix.
@@ -120,12 +141,20 @@ func initCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "drover init: find drover's own path: %v\n", err)
 		return 1
 	}
-	socket, service := renderUnits(name, drover, command, o)
+	if o.metrics != "" && o.fdName == metricsFDName {
+		fmt.Fprintf(stderr, "drover init: --listen %s=...: the name %q is drover's, for --metrics\n", metricsFDName, metricsFDName)
+		return exitUsage
+	}
+	files := renderUnits(name, drover, command, o)
 	if !o.install {
-		fmt.Fprintf(stdout, "# %s.socket\n%s\n# %s.service\n%s", name, socket, name, service)
+		for i, f := range files {
+			if i > 0 {
+				fmt.Fprintln(stdout)
+			}
+			fmt.Fprintf(stdout, "# %s\n%s", f.name, f.content)
+		}
 		return 0
 	}
-	files := []struct{ name, content string }{{name + ".socket", socket}, {name + ".service", service}}
 	if !o.force {
 		for _, f := range files {
 			if _, err := os.Stat(filepath.Join(o.unitDir, f.name)); err == nil {
@@ -152,12 +181,22 @@ func initCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "drover init: %v (run systemctl daemon-reload yourself)\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "systemd reloaded its configuration; start serving with: systemctl enable --now %s.socket\n", name)
+	sockets := name + ".socket"
+	if o.metrics != "" {
+		sockets += " " + name + "-metrics.socket"
+	}
+	fmt.Fprintf(stdout, "systemd reloaded its configuration; start serving with: systemctl enable --now %s\n", sockets)
 	return 0
 }
 
+// unitFile is one unit drover init writes.
+type unitFile struct{ name, content string }
+
+// metricsFDName is the FileDescriptorName= of NAME-metrics.socket.
+const metricsFDName = "metrics"
+
 // renderUnits makes NAME's units from the shipped templates.
-func renderUnits(name, drover string, command []string, o *initOptions) (socket, service string) {
+func renderUnits(name, drover string, command []string, o *initOptions) []unitFile {
 	// NAME replaces the placeholder in the templates' own lines only: the
 	// user's addresses, socket name, command and user are taken verbatim,
 	// whatever they contain (/usr/bin/myapp stays /usr/bin/myapp).
@@ -175,14 +214,26 @@ func renderUnits(name, drover string, command []string, o *initOptions) (socket,
 			lines = append(lines, l)
 		}
 	}
-	socket = strings.Join(lines, "\n")
+	socket := strings.Join(lines, "\n")
 
-	lines = lines[:0]
+	lines = nil
 	for _, l := range strings.Split(units.Service, "\n") {
 		l = strings.ReplaceAll(l, units.Name, name)
 		switch {
 		case strings.HasPrefix(l, "ExecStart="):
-			l = "ExecStart=" + systemdQuote(drover) + " run -- " + quoteAll(command)
+			flags := ""
+			if o.metrics != "" {
+				flags = " --metrics-socket " + metricsFDName
+			}
+			l = "ExecStart=" + systemdQuote(drover) + " run" + flags + " -- " + quoteAll(command)
+		case o.metrics != "" && (l == "Requires="+name+".socket" || l == "After="+name+".socket"):
+			l += " " + name + "-metrics.socket"
+		case o.metrics != "" && l == "[Service]":
+			lines = append(lines, l,
+				"# Keep: the app's sockets, then drover's own for Prometheus (drover keeps",
+				"# the one named "+metricsFDName+" from the workers).",
+				"Sockets="+name+".socket "+name+"-metrics.socket")
+			continue
 		case strings.HasPrefix(l, "ExecReload="):
 			l = "ExecReload=" + systemdQuote(drover) + " reload"
 		case l == "DynamicUser=yes" && o.user != "":
@@ -190,7 +241,32 @@ func renderUnits(name, drover string, command []string, o *initOptions) (socket,
 		}
 		lines = append(lines, l)
 	}
-	return socket, strings.Join(lines, "\n")
+	files := []unitFile{{name + ".socket", socket}, {name + ".service", strings.Join(lines, "\n")}}
+	if o.metrics != "" {
+		files = append(files, unitFile{name + "-metrics.socket", metricsSocketUnit(name, o.metrics)})
+	}
+	return files
+}
+
+// metricsSocketUnit is NAME-metrics.socket: drover's own socket for
+// Prometheus, passed to the same service under its own name.
+func metricsSocketUnit(name, addr string) string {
+	return fmt.Sprintf(`# drover's Prometheus metrics for %[1]s.service: scrape http://%[2]s/metrics.
+# The workers never see this socket: drover keeps the one named %[3]s.
+
+[Unit]
+Description=%[1]s metrics socket (drover's /metrics)
+
+[Socket]
+ListenStream=%[2]s
+# Keep: the name drover run --metrics-socket looks for.
+FileDescriptorName=%[3]s
+# Keep: passed to the app's service, beside %[1]s.socket.
+Service=%[1]s.service
+
+[Install]
+WantedBy=sockets.target
+`, name, addr, metricsFDName)
 }
 
 func quoteAll(args []string) string {

@@ -14,7 +14,11 @@ func TestInitKeepsUserValues(t *testing.T) {
 	if err := fs.Parse([]string{"--listen", "myapp=unix:/run/myapp/http.sock", "--listen", "127.0.0.1:8080", "--user", "myapp"}); err != nil {
 		t.Fatal(err)
 	}
-	socket, service := renderUnits("web", "/opt/myapp/bin/drover", []string{"/usr/bin/myapp", "--config", "/etc/myapp.conf"}, o)
+	files := renderUnits("web", "/opt/myapp/bin/drover", []string{"/usr/bin/myapp", "--config", "/etc/myapp.conf"}, o)
+	if len(files) != 2 {
+		t.Fatalf("%d units without --metrics, want 2", len(files))
+	}
+	socket, service := files[0].content, files[1].content
 	for _, want := range []string{
 		"\nListenStream=/run/myapp/http.sock\n",
 		"\nListenStream=127.0.0.1:8080\n",
@@ -44,6 +48,44 @@ func TestInitKeepsUserValues(t *testing.T) {
 			}
 			if strings.Contains(line, "myapp") {
 				t.Errorf("template line not renamed: %q", line)
+			}
+		}
+	}
+}
+
+// --metrics adds NAME-metrics.socket, passed to the service beside the
+// app's socket under the name drover keeps for itself.
+func TestInitMetricsSocket(t *testing.T) {
+	fs, o := initFlags()
+	if err := fs.Parse([]string{"--listen", "8080", "--metrics", "127.0.0.1:9464"}); err != nil {
+		t.Fatal(err)
+	}
+	files := renderUnits("web", "/usr/bin/drover", []string{"/usr/bin/myapp"}, o)
+	if len(files) != 3 || files[2].name != "web-metrics.socket" {
+		t.Fatalf("units %v, want web.socket, web.service and web-metrics.socket", files)
+	}
+	for _, c := range []struct {
+		unit string
+		want []string
+	}{
+		{files[1].content, []string{
+			"\nExecStart=/usr/bin/drover run --metrics-socket metrics -- /usr/bin/myapp\n",
+			"\nRequires=web.socket web-metrics.socket\n",
+			"\nAfter=web.socket web-metrics.socket\n",
+			"\n[Service]\n# Keep: the app's sockets",
+			"\nSockets=web.socket web-metrics.socket\n",
+		}},
+		{files[2].content, []string{
+			"\nListenStream=127.0.0.1:9464\n",
+			"\nFileDescriptorName=metrics\n",
+			"\nService=web.service\n",
+			"\nWantedBy=sockets.target\n",
+		}},
+		{files[0].content, []string{"\nListenStream=8080\n", "\nFileDescriptorName=web\n"}},
+	} {
+		for _, want := range c.want {
+			if !strings.Contains(c.unit, want) {
+				t.Errorf("lacks %q:\n%s", want, c.unit)
 			}
 		}
 	}
