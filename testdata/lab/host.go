@@ -101,6 +101,28 @@ type Build struct {
 	// Broken is a "new version" of myapp that cannot start: a script that
 	// says so on stderr and exits 1.
 	Broken string
+	// Prometheus is the server from Debian's prometheus package, unpacked
+	// on the host (make deps; testdata/tools/unpack-deb.sh).
+	Prometheus string
+}
+
+// PrometheusPath is where containers have the Prometheus server.
+const PrometheusPath = "/usr/lib/drover-lab/prometheus"
+
+// prometheusDir is where make deps unpacks Debian's prometheus package.
+const prometheusDir = "/var/cache/drover-tools/prometheus"
+
+// findPrometheus returns the unpacked Prometheus server, unpacking it
+// first when the lab runs without make deps.
+func findPrometheus(ctx context.Context, root string) (string, error) {
+	path := filepath.Join(prometheusDir, "usr/bin/prometheus")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	if out, err := run(ctx, nil, filepath.Join(root, "testdata/tools/unpack-deb.sh"), "prometheus", prometheusDir); err != nil {
+		return "", fmt.Errorf("unpack Debian's prometheus package: %w\n%s", err, out)
+	}
+	return path, nil
 }
 
 // upgrades is how many new builds of example-worker BuildAll makes.
@@ -141,6 +163,9 @@ func BuildAll(ctx context.Context, root, dir string) (*Build, error) {
 	}
 	for i := range upgrades {
 		b.Upgrades = append(b.Upgrades, filepath.Join(out, "myapp-"+UpgradeVersion(i)))
+	}
+	if b.Prometheus, err = findPrometheus(ctx, root); err != nil {
+		return nil, err
 	}
 	b.Broken = filepath.Join(out, "myapp-broken")
 	if err := os.WriteFile(b.Broken, []byte(brokenMyapp), 0o755); err != nil {
@@ -203,6 +228,7 @@ func (b *Build) Binds() []Bind {
 		// renamed over).
 		{b.Myapp, MyappPath, true},
 		{b.Testworker, TestworkerPath, false},
+		{b.Prometheus, PrometheusPath, false},
 		{b.Socket, "/usr/lib/systemd/system/myapp.socket", false},
 		{b.Service, "/usr/lib/systemd/system/myapp.service", false},
 	}

@@ -50,6 +50,7 @@ var scenarios = []struct {
 	{"status", testStatus},
 	{"scale", testScale},
 	{"init", testInit},
+	{"metrics", testMetrics},
 }
 
 // TestLab boots each distro in turn and runs every scenario in it, then

@@ -477,6 +477,47 @@ var reloadingRE = regexp.MustCompile(`(?m)systemd\[1\]: Reloading\.+$`)
 // initUnitDir is where drover init --install writes by default.
 const initUnitDir = "/etc/systemd/system"
 
+// removeAtEnd stops and removes units drover init wrote into initUnitDir
+// when the scenario ends (the service first), after logging their state
+// and journal if it failed.
+func (b *box) removeAtEnd(units ...string) {
+	b.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := b.m.Output(ctx, append([]string{"systemctl", "stop"}, units...)...); err != nil {
+			b.m.Output(ctx, "systemctl", "kill", "--signal=SIGKILL", units[0])
+			b.m.Output(ctx, append([]string{"systemctl", "stop"}, units...)...)
+		}
+		var files []string
+		for _, u := range units {
+			files = append(files, initUnitDir+"/"+u)
+		}
+		b.m.Output(ctx, append([]string{"rm", "-f"}, files...)...)
+		left, _ := b.m.Output(ctx, append([]string{"sh", "-c", `for f; do test -e "$f" && echo "$f"; done; true`, "sh"}, files...)...)
+		if out := strings.TrimSpace(left); out != "" {
+			b.t.Errorf("cleanup: drover init's units are still in %s, for the next scenarios to find: %s", initUnitDir, out)
+		}
+		b.m.Output(ctx, "systemctl", "daemon-reload")
+		b.m.Output(ctx, append([]string{"systemctl", "reset-failed"}, units...)...)
+	})
+	// Runs before the cleanup above (cleanups run last registered first).
+	b.t.Cleanup(func() {
+		if !b.t.Failed() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		out, _ := b.m.Output(ctx, append([]string{"systemctl", "status", "--no-pager", "-n", "0"}, units...)...)
+		b.t.Logf("on failure: $ systemctl status %s\n%s", strings.Join(units, " "), out)
+		args := []string{"journalctl", "-q", "--no-pager", "-o", "short-precise", "--after-cursor=" + b.cursor}
+		for _, u := range units {
+			args = append(args, "-u", u)
+		}
+		j, _ := b.m.Output(ctx, args...)
+		b.t.Logf("on failure: journal of %s:\n%s", strings.Join(units, " "), trimGoDump(j))
+	})
+}
+
 // testInit: drover init --install writes NAME.socket and NAME.service to
 // /etc/systemd/system and makes systemd load them over D-Bus, without a
 // daemon-reload of ours; the socket, once started, is served by drover's
@@ -491,32 +532,7 @@ func testInit(b *box) {
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	b.t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := b.m.Output(ctx, "systemctl", "stop", name+".service", name+".socket"); err != nil {
-			b.m.Output(ctx, "systemctl", "kill", "--signal=SIGKILL", name+".service")
-			b.m.Output(ctx, "systemctl", "stop", name+".service", name+".socket")
-		}
-		b.m.Output(ctx, "rm", "-f", socketFile, serviceFile)
-		if _, err := b.m.Output(ctx, "sh", "-c", `test -e "$1" || test -e "$2"`, "sh", socketFile, serviceFile); err == nil {
-			b.t.Errorf("cleanup: drover init's units are still in %s, for the next scenarios to find", initUnitDir)
-		}
-		b.m.Output(ctx, "systemctl", "daemon-reload")
-		b.m.Output(ctx, "systemctl", "reset-failed", name+".service", name+".socket")
-	})
-	// Runs before the cleanup above (cleanups run last registered first).
-	b.t.Cleanup(func() {
-		if !b.t.Failed() {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		out, _ := b.m.Output(ctx, "systemctl", "status", "--no-pager", "-n", "0", name+".service", name+".socket")
-		b.t.Logf("on failure: $ systemctl status %s.service %s.socket\n%s", name, name, out)
-		j, _ := b.m.Output(ctx, "journalctl", "-q", "--no-pager", "-o", "short-precise", "--after-cursor="+b.cursor, "-u", name+".service", "-u", name+".socket")
-		b.t.Logf("on failure: journal of %s.service and %s.socket:\n%s", name, name, trimGoDump(j))
-	})
+	b.removeAtEnd(name+".service", name+".socket")
 	for _, f := range []string{socketFile, serviceFile} {
 		if _, err := b.quiet("test", "!", "-e", f); err != nil {
 			b.t.Fatalf("%s exists before drover init", f)
