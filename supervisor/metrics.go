@@ -159,7 +159,7 @@ func (c slotCounters) Counters(stream string) (lines, dropped output.Counter) {
 
 // metricsSnapshot is the loop's side of a scrape.
 func (s *Supervisor) metricsSnapshot() metrics.Snapshot {
-	snap := metrics.Snapshot{Phase: s.phase.String(), MaxFailures: s.cfg.MaxFailures}
+	snap := metrics.Snapshot{Phase: s.phase.String(), MaxFailures: s.cfg.MaxFailures, ReloadFailing: s.reloadFailure != ""}
 	if s.current != nil {
 		snap.Generation = s.current.number
 	}

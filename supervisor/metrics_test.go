@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/droverd/drover/supervisor/sockets"
+	"github.com/droverd/drover/testdata/testbin"
 )
 
 // scrape fetches /metrics over HTTP, as Prometheus does, and parses it.
@@ -171,37 +170,12 @@ func TestMetricsAfterKillAndReload(t *testing.T) {
 // promtoolCheck runs Prometheus's own linter on an exposition.
 func promtoolCheck(t *testing.T, exposition string) {
 	t.Helper()
-	promtool := requireTool(t, "promtool")
+	promtool := testbin.Tool(t, "promtool")
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = strings.NewReader(exposition)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
-}
-
-// requireTool finds a program the test setup installs (make deps): the
-// test skips without it when run alone, and fails under make test, which
-// sets DROVER_REQUIRE_TOOLS so that a missing tool cannot pass as a skip.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	if path, err := exec.LookPath(name); err == nil {
-		return path
-	}
-	for _, dir := range filepath.SplitList(os.Getenv("DROVER_TOOLS_PATH")) {
-		if path := filepath.Join(dir, name); fileExists(path) {
-			return path
-		}
-	}
-	if os.Getenv("DROVER_REQUIRE_TOOLS") != "" {
-		t.Fatalf("%s not found (make deps installs it)", name)
-	}
-	t.Skipf("%s not found: run make deps", name)
-	return ""
-}
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }
 
 // The metrics socket is drover's: taken out of what the workers get.
@@ -239,5 +213,34 @@ func TestTakeMetricsSocket(t *testing.T) {
 		if c.name != "" && (s.metricsSocket == nil || s.metricsSocket.Name != c.name) {
 			t.Errorf("%v %q: metrics socket %v", c.names, c.name, s.metricsSocket)
 		}
+	}
+}
+
+// A failed reload is counted as failed and drover_reload_failing stays 1
+// until a reload succeeds.
+func TestMetricsFailedReload(t *testing.T) {
+	cfg, reports, script := versionedConfig(t, 2)
+	cfg.MetricsListen = &sockets.ListenSpec{Network: "tcp", Address: "127.0.0.1:0"}
+	h := start(t, cfg, reports)
+	h.sd.waitFor(t, "READY=1")
+	addr := h.sup.MetricsAddr()
+
+	installScript(t, script, fmt.Sprintf("exec %s -mode crash", testworkerBin))
+	if err := h.sup.Reload(); err == nil {
+		t.Fatal("Reload of a crashing version succeeded")
+	}
+	fams := waitValue(t, addr, "drover_reloads_total", map[string]string{"result": "failed"}, 1)
+	for family, want := range map[string]float64{"drover_reload_failing": 1, "drover_generation": 1, "drover_reload_duration_seconds": 1} {
+		if got := value(fams, family, nil); got != want {
+			t.Errorf("%s = %v after a failed reload, want %v", family, got, want)
+		}
+	}
+	installScript(t, script, fmt.Sprintf("exec %s -mode report -report-dir %s", testworkerBin, reports))
+	if err := h.sup.Reload(); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	fams = waitValue(t, addr, "drover_reload_failing", nil, 0)
+	if got := value(fams, "drover_reloads_total", map[string]string{"result": "succeeded"}); got != 1 {
+		t.Errorf("drover_reloads_total{result=succeeded} = %v, want 1", got)
 	}
 }

@@ -5,12 +5,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sirupsen/logrus"
+
+	"github.com/droverd/drover/testdata/testbin"
 )
 
 func snapshotOf(s Snapshot) func() (Snapshot, error) {
@@ -77,5 +80,19 @@ func TestSnapshotErrorFailsTheScrape(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(body), "loop stuck") {
 		t.Errorf("scrape: %d %s, want 500 naming the error", resp.StatusCode, body)
+	}
+}
+
+// The shipped alerting rules load, and fire when they should (promtool's
+// own rule unit tests, testdata/rules_test.yml).
+func TestAlertRules(t *testing.T) {
+	promtool := testbin.Tool(t, "promtool")
+	for _, args := range [][]string{
+		{"check", "rules", "../../units/drover.rules.yml"},
+		{"test", "rules", "testdata/rules_test.yml"},
+	} {
+		if out, err := exec.Command(promtool, args...).CombinedOutput(); err != nil {
+			t.Errorf("promtool %v: %v\n%s", args, err, out)
+		}
 	}
 }

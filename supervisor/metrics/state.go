@@ -18,6 +18,9 @@ type Snapshot struct {
 	// MaxFailures is --max-failures: a slot whose RecentFailures reaches
 	// it is a crash loop.
 	MaxFailures int
+	// ReloadFailing: the last reload failed (the old version serves),
+	// until one succeeds.
+	ReloadFailing bool
 }
 
 // Worker is one process (or a slot backing off, State "backing-off").
@@ -64,6 +67,7 @@ type stateCollector struct {
 	start       *prometheus.Desc
 	failures    *prometheus.Desc
 	maxFailures *prometheus.Desc
+	failing     *prometheus.Desc
 }
 
 func newStateCollector(snapshot func() (Snapshot, error)) *stateCollector {
@@ -79,11 +83,12 @@ func newStateCollector(snapshot func() (Snapshot, error)) *stateCollector {
 		start:       prometheus.NewDesc("drover_worker_start_time_seconds", "When the slot's worker started, in Unix seconds.", slot, nil),
 		failures:    prometheus.NewDesc("drover_slot_recent_failures", "Failures of the slot within --failure-window; reaching drover_max_failures is a crash loop.", slot, nil),
 		maxFailures: prometheus.NewDesc("drover_max_failures", "--max-failures: failures of one slot within --failure-window that make a crash loop.", nil, nil),
+		failing:     prometheus.NewDesc("drover_reload_failing", "1 from a failed reload (the old version still serves) until a reload succeeds.", nil, nil),
 	}
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.workers, c.slots, c.phase, c.generation, c.rss, c.cpu, c.start, c.failures, c.maxFailures} {
+	for _, d := range []*prometheus.Desc{c.workers, c.slots, c.phase, c.generation, c.rss, c.cpu, c.start, c.failures, c.maxFailures, c.failing} {
 		ch <- d
 	}
 }
@@ -112,6 +117,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.slots, float64(len(snap.Slots)))
 	gauge(c.generation, float64(snap.Generation))
 	gauge(c.maxFailures, float64(snap.MaxFailures))
+	gauge(c.failing, boolValue(snap.ReloadFailing))
 	for _, sl := range snap.Slots {
 		l := slotLabel(sl.ID)
 		gauge(c.failures, float64(sl.RecentFailures), l)
