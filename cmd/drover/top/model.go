@@ -1,7 +1,6 @@
 package top
 
 import (
-	"fmt"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -57,7 +56,7 @@ func (m *Model) Init() tea.Cmd { return m.refresh() }
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.KeyMsg:
-		return m, m.key(msg)
+		return m, m.keys(msg)
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
 	case snapshotMsg:
@@ -71,10 +70,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.err != nil {
 			m.message = "reload failed: " + msg.err.Error()
 		}
-		return m, m.refresh()
 	case scaledMsg:
+		// The next refresh (a second away at most) shows the change: an
+		// extra one here would start a second chain of refreshes.
 		m.message = scaleMessage(msg)
-		return m, m.refresh()
 	}
 	return m, nil
 }
@@ -91,6 +90,29 @@ func (m *Model) apply(msg snapshotMsg) {
 		record(m.cpu, d.Processes)
 	}
 	m.logs, m.logsErr = msg.logs, msg.logsErr
+}
+
+// keys handles what the terminal sent at once. Keys typed faster than
+// they are read (tmux send-keys r y, a held key) come as one message
+// with several runes: each counts, as if read alone. A paste is no keys.
+func (m *Model) keys(k tea.KeyMsg) tea.Cmd {
+	if k.Paste {
+		return nil
+	}
+	if k.Type != tea.KeyRunes || len(k.Runes) < 2 {
+		return m.key(k)
+	}
+	var cmds []tea.Cmd
+	for _, r := range k.Runes {
+		cmd := m.key(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
+		if cmd != nil {
+			cmds = append(cmds, cmd)
+		}
+		if r == 'q' {
+			return tea.Quit
+		}
+	}
+	return tea.Batch(cmds...)
 }
 
 // key handles a key: q and ctrl+c quit at any time, r asks before it
@@ -128,8 +150,5 @@ func scaleMessage(msg scaledMsg) string {
 	if msg.err != nil {
 		return "scale failed: " + msg.err.Error()
 	}
-	if msg.workers == 1 {
-		return "scaling to 1 worker"
-	}
-	return fmt.Sprintf("scaling to %d workers", msg.workers)
+	return "scaling to " + count(msg.workers, "worker")
 }

@@ -138,3 +138,37 @@ func TestRefreshKeepsLastWorkersOnError(t *testing.T) {
 		t.Fatalf("error kept after a good refresh:\n%s", m.View())
 	}
 }
+
+// Only a refresh schedules the next one: an action's result must not
+// start a second chain of refreshes (which would sample CPU twice as
+// often and double the load on drover).
+func TestResultsStartNoRefresh(t *testing.T) {
+	m := newTestModel(&fakeSource{})
+	for _, msg := range []tea.Msg{reloadedMsg{}, scaledMsg{workers: 3}, teaWindow(80, 20)} {
+		if _, cmd := m.Update(msg); cmd != nil {
+			t.Errorf("%T returned a command", msg)
+		}
+	}
+	if _, cmd := m.Update(tickMsg{}); cmd == nil {
+		t.Error("a tick does not refresh")
+	}
+}
+
+// Keys read together arrive as one message with several runes; each one
+// counts, and a paste counts for none.
+func TestKeysReadTogether(t *testing.T) {
+	src := &fakeSource{}
+	m := newTestModel(src)
+	_, cmd := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("ry")})
+	if !m.reloading || cmd == nil {
+		t.Fatalf(`"ry" did not start a reload`)
+	}
+	m = newTestModel(src)
+	if _, cmd := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("rq"), Paste: true}); cmd != nil || m.confirming {
+		t.Error("a paste acted as keys")
+	}
+	_, cmd = m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("+q")})
+	if _, quit := cmd().(tea.QuitMsg); !quit {
+		t.Error(`"+q" did not quit`)
+	}
+}

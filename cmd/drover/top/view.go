@@ -55,8 +55,8 @@ func (m *Model) header() []string {
 	d := m.snap.Drover
 	lines := []string{titleStyle.Render(m.title())}
 	if d != nil {
-		lines = append(lines, fmt.Sprintf("drover %s · generation %d · %d/%d ready · %d restarts · %d recycles · %d reloads",
-			clean(d.State), d.Generation, d.Ready, d.Workers, d.Restarts, d.Recycles, d.Reloads))
+		lines = append(lines, fmt.Sprintf("drover %s · generation %d · %d/%d ready · %s · %s · %s",
+			clean(d.State), d.Generation, d.Ready, d.Workers, count(d.Restarts, "restart"), count(d.Recycles, "recycle"), count(d.Reloads, "reload")))
 	}
 	lines = append(lines, m.statusLine())
 	if d != nil && d.LastReloadError != "" {
@@ -172,6 +172,14 @@ func (m *Model) footer() string {
 		return keys
 	}
 	return keys + "   " + titleStyle.Render(clean(m.message))
+}
+
+// count is "1 reload", "2 reloads".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func humanBytes(n int64) string {
