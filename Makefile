@@ -74,7 +74,8 @@ bench-crash: build
 	$(BIN)/crashbench --drover $(BIN)/drover --app $(BIN)/example-worker --crashes 1000
 
 # Installs what the tests need on a fresh machine: the race detector wants
-# cgo (gcc), the lab wants systemd-nspawn and debootstrap.
+# cgo (gcc), the lab wants systemd-nspawn and debootstrap, drover top's
+# test drives it in tmux.
 deps:
 	@need=""; \
 	command -v gcc >/dev/null || need="$$need gcc libc6-dev"; \
@@ -88,6 +89,7 @@ deps:
 	command -v rpmlint >/dev/null || need="$$need rpmlint"; \
 	command -v dbus-daemon >/dev/null || need="$$need dbus-daemon"; \
 	command -v groff >/dev/null || need="$$need groff-base"; \
+	command -v tmux >/dev/null || need="$$need tmux"; \
 	if [ -n "$$need" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; fi
 	@test -x $$($(GO) env GOPATH)/bin/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	@test -x $(PROMETHEUS_DIR)/usr/bin/promtool || testdata/tools/unpack-deb.sh prometheus $(PROMETHEUS_DIR)

@@ -48,7 +48,7 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{runCmd(), reloadCmd(), statusCmd(), scaleCmd(), logsCmd(), initCmd(), versionCmd(), manCmd()}
+	return []command{runCmd(), reloadCmd(), statusCmd(), scaleCmd(), topCmd(), logsCmd(), initCmd(), versionCmd(), manCmd()}
 }
 
 const intro = `drover runs any socket-activated server as one worker per CPU core on
