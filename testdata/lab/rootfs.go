@@ -48,8 +48,10 @@ func DistroByName(name string) (Distro, error) {
 const CacheDir = "/var/cache/drover-lab"
 
 // rootfsPackages go on top of minbase: systemd as PID 1, dbus for
-// systemctl, procps for ps/pgrep/kill, curl to poke at myapp from inside.
-var rootfsPackages = []string{"systemd", "systemd-sysv", "dbus", "procps", "curl"}
+// systemctl, procps for ps/pgrep/kill, curl to poke at myapp from inside,
+// nodejs: each release's own Node (18 on bookworm, 20 on trixie) for the
+// Node scenarios.
+var rootfsPackages = []string{"systemd", "systemd-sysv", "dbus", "procps", "curl", "nodejs"}
 
 // rootfsRecipe is everything a cached rootfs depends on; its hash names the
 // cache entry, so changing any of it builds a new one. Bump the prep line
