@@ -33,6 +33,8 @@ type env interface {
 type exit struct {
 	status  failure
 	execErr string
+	// signal killed the process (0: it exited).
+	signal syscall.Signal
 }
 
 // realEnv runs real processes: through the trampoline, readiness read from

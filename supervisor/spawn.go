@@ -208,7 +208,11 @@ func (p *process) wait() exit {
 	// the pipes is dead then, so EOF comes at once.
 	p.removeCgroup()
 	p.out.Wait(200*time.Millisecond, 5*time.Second)
-	return exit{status: exitFailure(p.cmd.ProcessState), execErr: string(msg)}
+	e := exit{status: exitFailure(p.cmd.ProcessState), execErr: string(msg)}
+	if ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		e.signal = ws.Signal()
+	}
+	return e
 }
 
 // removeCgroup kills whatever is left in the worker's cgroup, waits until

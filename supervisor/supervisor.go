@@ -85,9 +85,12 @@ type Supervisor struct {
 	// cgroups is drover's delegated cgroup subtree, nil without one;
 	// cgroupOf maps a live worker's pid to its cgroup (launch adds, the
 	// worker's wait removes; killTree and sampling read).
-	cgroups  *cgroup.Tree
-	cgroupOf sync.Map
-	launches int
+	// writeExecuteDenied: drover (and so every worker) runs under
+	// MemoryDenyWriteExecute= (jit.go).
+	writeExecuteDenied bool
+	cgroups            *cgroup.Tree
+	cgroupOf           sync.Map
+	launches           int
 }
 
 // New checks the configuration, resolves the command and takes or opens the
@@ -145,6 +148,7 @@ func New(cfg Config) (_ *Supervisor, err error) {
 		}
 	}
 	s.openCgroups()
+	s.writeExecuteDenied = writeExecuteDenied()
 	dir, lock, removed, pinErr := makePinDir(cfg.RuntimeDir)
 	for _, stale := range removed {
 		s.log.WithField("dir", stale).Info("removed the pin directory of a drover that is gone")

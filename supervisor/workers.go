@@ -163,6 +163,8 @@ func (s *Supervisor) handleExit(w *worker, e exit) {
 		why = failure{failExec, strings.ReplaceAll(e.execErr, w.gen.exe.execPath(), w.gen.exe.path)}
 	case w.killedFor != nil:
 		why = *w.killedFor
+	case w.readyAt.IsZero() && s.writeExecuteDenied && jitCrash(e.signal):
+		why.detail += "; " + writeExecuteHint
 	}
 	log.WithField("reason", why.detail).Warn("worker failed")
 	if s.phase != phaseStopping {

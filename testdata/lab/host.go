@@ -101,10 +101,15 @@ type Build struct {
 	// Broken is a "new version" of myapp that cannot start: a script that
 	// says so on stderr and exits 1.
 	Broken string
+	// NodeWorker is testdata/node-worker/server.js.
+	NodeWorker string
 	// Prometheus is the server from Debian's prometheus package, unpacked
 	// on the host (make deps; testdata/tools/unpack-deb.sh).
 	Prometheus string
 }
+
+// NodeWorkerPath is where containers have testdata/node-worker/server.js.
+const NodeWorkerPath = "/usr/lib/drover-lab/node-worker.js"
 
 // PrometheusPath is where containers have the Prometheus server.
 const PrometheusPath = "/usr/lib/drover-lab/prometheus"
@@ -164,6 +169,7 @@ func BuildAll(ctx context.Context, root, dir string) (*Build, error) {
 	for i := range upgrades {
 		b.Upgrades = append(b.Upgrades, filepath.Join(out, "myapp-"+UpgradeVersion(i)))
 	}
+	b.NodeWorker = filepath.Join(root, "testdata/node-worker/server.js")
 	if b.Prometheus, err = findPrometheus(ctx, root); err != nil {
 		return nil, err
 	}
@@ -229,6 +235,7 @@ func (b *Build) Binds() []Bind {
 		{b.Myapp, MyappPath, true},
 		{b.Testworker, TestworkerPath, false},
 		{b.Prometheus, PrometheusPath, false},
+		{b.NodeWorker, NodeWorkerPath, false},
 		{b.Socket, "/usr/lib/systemd/system/myapp.socket", false},
 		{b.Service, "/usr/lib/systemd/system/myapp.service", false},
 	}

@@ -51,6 +51,8 @@ var scenarios = []struct {
 	{"scale", testScale},
 	{"init", testInit},
 	{"metrics", testMetrics},
+	// node_test.go: Node apps (issue 15).
+	{"node-jit", testNodeJIT},
 }
 
 // TestLab boots each distro in turn and runs every scenario in it, then
