@@ -3,6 +3,7 @@ package supervisor
 import (
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -71,8 +72,14 @@ type Config struct {
 	// socket-activated ("" and nil: no metrics endpoint).
 	MetricsSocket string
 	MetricsListen *sockets.ListenSpec
-	// Version is drover's, for drover_build_info.
+	// Version is drover's, for drover_build_info and drover status.
 	Version string
+	// Executable is the binary drover upgrade executes; default drover's
+	// own path at start.
+	Executable string
+	// Handover is the state an upgrading drover handed over
+	// (HandoverFromEnv): New adopts its sockets and Run its workers.
+	Handover *os.File
 
 	// ReloadBatch is how many new workers start at once during a reload.
 	ReloadBatch Batch

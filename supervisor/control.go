@@ -11,6 +11,12 @@ import (
 // goroutine: the loop answers through evControl, and what takes time
 // (waiting for a reload, sampling CPU) happens here, off the loop.
 func (s *Supervisor) handleRequest(req control.Request) control.Response {
+	if req.Command == "upgrade" {
+		if err := s.upgrade(); err != nil {
+			return control.Response{Error: err.Error()}
+		}
+		return control.Response{OK: true}
+	}
 	if req.Command == "reload" {
 		if err := s.reload("reload requested on the control socket", false); err != nil {
 			return control.Response{Error: err.Error()}

@@ -2,10 +2,13 @@ package supervisor
 
 import (
 	"context"
+	"os"
 	"syscall"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/droverd/drover/supervisor/output"
 )
 
 // env is everything the event loop does to the world outside it: start a
@@ -26,6 +29,10 @@ type env interface {
 	signal(pid int, sig syscall.Signal) error
 	// killTree sends SIGKILL to the worker and everything it started.
 	killTree(pid int)
+	// adopt watches a worker an earlier drover image started (adopt.go):
+	// exited is called as for launch; out are its output pipes, nil
+	// where the stream has ended.
+	adopt(pid int, meta output.Meta, out [2]*os.File, exited func(exit))
 }
 
 // exit is how a worker process ended: status (failExit or failSignal),
@@ -47,18 +54,20 @@ func (r realEnv) launch(slot int, gen *generation, exited func(exit)) (int, erro
 		return 0, err
 	}
 	s := r.s
+	s.procs.Store(proc.pid, proc)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		e := proc.wait()
 		s.cgroupOf.Delete(proc.pid)
+		s.procs.Delete(proc.pid)
 		exited(e)
 		// Output a worker's child still writes is forwarded until drover
 		// ends.
 		select {
-		case <-proc.out.Done():
+		case <-proc.capture().Done():
 		case <-s.done:
-			proc.out.Close()
+			proc.capture().Close()
 		}
 	}()
 	return proc.pid, nil

@@ -3,12 +3,15 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/droverd/drover/supervisor/output"
 )
 
 // fakeEnv stands in for real processes (env.go): a launched worker is a
@@ -67,6 +70,12 @@ func (f *fakeEnv) launch(slot int, gen *generation, exited func(exit)) (int, err
 	f.procs = append(f.procs, p)
 	f.signalChange()
 	return p.pid, nil
+}
+
+// adopt is not used by the lifecycle tests: upgrades exec, so they are
+// tested with real drover processes (cmd/drover).
+func (f *fakeEnv) adopt(pid int, meta output.Meta, out [2]*os.File, exited func(exit)) {
+	panic("fakeEnv: adopt")
 }
 
 func (f *fakeEnv) find(pid int) *fakeProc {

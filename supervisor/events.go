@@ -60,6 +60,8 @@ func (s *Supervisor) handle(ev event) {
 	case evRecycleDue:
 		ev.w.slot.recycleTimer = nil
 		s.requestRecycle(ev.w, ev.kind, ev.reason)
+	case evUpgrade:
+		s.handleUpgrade(ev)
 	case evMetrics:
 		ev.reply <- s.metricsSnapshot()
 	case evHang:

@@ -88,10 +88,18 @@ func exitFailure(ps *os.ProcessState) failure {
 	if ps == nil {
 		return failure{failExit, "unknown"}
 	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return failure{failSignal, "killed by " + unix.SignalName(ws.Signal())}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok {
+		return waitFailure(ws)
 	}
 	return failure{failExit, fmt.Sprintf("exit status %d", ps.ExitCode())}
+}
+
+// waitFailure describes a wait status.
+func waitFailure(ws syscall.WaitStatus) failure {
+	if ws.Signaled() {
+		return failure{failSignal, "killed by " + unix.SignalName(ws.Signal())}
+	}
+	return failure{failExit, fmt.Sprintf("exit status %d", ws.ExitStatus())}
 }
 
 // spawnFailure classifies an error starting a worker.

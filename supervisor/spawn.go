@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -32,6 +33,7 @@ var strippedEnv = map[string]bool{
 	"DROVER_WORKER_ID":  true,
 	"DROVER_GENERATION": true,
 	"DROVER_TEST_HOOKS": true,
+	handoverEnv:         true,
 	// systemd's file descriptor store is drover's: a worker's FDSTORE=1
 	// goes to drover, which keeps none.
 	"FDSTORE": true,
@@ -53,10 +55,17 @@ func workerBaseEnv(environ []string) []string {
 	return env
 }
 
-// spawnRequest asks the spawner to start one process.
+// spawnRequest asks the spawner to start one process, or to exec.
 type spawnRequest struct {
 	cmd   *exec.Cmd
+	exec  *execRequest
 	reply chan error
+}
+
+// execRequest replaces drover's image (upgrade.go).
+type execRequest struct {
+	path       string
+	argv, envv []string
 }
 
 // spawner starts every worker from one goroutine locked to its OS thread.
@@ -77,6 +86,11 @@ func newSpawner() *spawner {
 		// thread with it, after every worker has been reaped.
 		defer close(s.done)
 		for req := range s.requests {
+			if e := req.exec; e != nil {
+				// Only returns if the exec failed.
+				req.reply <- syscall.Exec(e.path, e.argv, e.envv)
+				continue
+			}
 			req.reply <- req.cmd.Start()
 		}
 	}()
@@ -86,6 +100,16 @@ func newSpawner() *spawner {
 func (s *spawner) start(cmd *exec.Cmd) error {
 	reply := make(chan error, 1)
 	s.requests <- spawnRequest{cmd: cmd, reply: reply}
+	return <-reply
+}
+
+// exec replaces drover's image from the thread that forked every worker,
+// the only thread exec keeps: a worker's Pdeathsig fires when the thread
+// that forked it ends, and exec ends all the others. It returns only if
+// the exec failed.
+func (s *spawner) exec(path string, argv, envv []string) error {
+	reply := make(chan error, 1)
+	s.requests <- spawnRequest{exec: &execRequest{path, argv, envv}, reply: reply}
 	return <-reply
 }
 
@@ -100,7 +124,10 @@ type process struct {
 	pid int
 	// execStatus is the read end of the trampoline's status pipe.
 	execStatus *os.File
-	out        *output.Capture
+	// out is its output; a failed upgrade replaces it (upgrade.go), so it
+	// is read through capture.
+	outMu sync.Mutex
+	out   *output.Capture
 	// cg is the worker's own cgroup, nil without delegation.
 	cg  *cgroup.Worker
 	log logrus.FieldLogger
@@ -164,11 +191,15 @@ func (s *Supervisor) launch(id int, gen *generation) (*process, error) {
 	if cg != nil {
 		s.cgroupOf.Store(cmd.Process.Pid, cg)
 	}
-	meta := output.Meta{ID: id, Pid: cmd.Process.Pid, Generation: gen.number, Identifier: s.cfg.LogIdentifier,
-		Count: slotCounters{s.metrics, id}}
-	out.Start(meta, s.output, output.Limits{})
+	out.Start(s.outputMeta(id, cmd.Process.Pid, gen.number), s.output, output.Limits{})
 	return &process{cmd: cmd, pid: cmd.Process.Pid, execStatus: statusR, out: out, cg: cg,
 		log: s.log.WithFields(logrus.Fields{"worker": id, "pid": cmd.Process.Pid, "generation": gen.number})}, nil
+}
+
+// outputMeta says whose output a Capture forwards.
+func (s *Supervisor) outputMeta(slot, pid, generation int) output.Meta {
+	return output.Meta{ID: slot, Pid: pid, Generation: generation, Identifier: s.cfg.LogIdentifier,
+		Count: slotCounters{s.metrics, slot}}
 }
 
 func (s *Supervisor) workerEnv(id, generation int) []string {
@@ -207,12 +238,25 @@ func (p *process) wait() exit {
 	// Its cgroup goes before its output is waited for: a child that holds
 	// the pipes is dead then, so EOF comes at once.
 	p.removeCgroup()
-	p.out.Wait(200*time.Millisecond, 5*time.Second)
+	p.capture().Wait(200*time.Millisecond, 5*time.Second)
 	e := exit{status: exitFailure(p.cmd.ProcessState), execErr: string(msg)}
 	if ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		e.signal = ws.Signal()
 	}
 	return e
+}
+
+// capture is the process's output, nil if drover does not forward it.
+func (p *process) capture() *output.Capture {
+	p.outMu.Lock()
+	defer p.outMu.Unlock()
+	return p.out
+}
+
+func (p *process) setCapture(c *output.Capture) {
+	p.outMu.Lock()
+	p.out = c
+	p.outMu.Unlock()
 }
 
 // removeCgroup kills whatever is left in the worker's cgroup, waits until

@@ -72,6 +72,10 @@ func (s *Supervisor) notifyReady(errno unix.Errno) {
 func (s *Supervisor) status() *control.Status {
 	st := &control.Status{
 		Pid:             os.Getpid(),
+		Version:         s.cfg.Version,
+		Started:         s.started,
+		Upgraded:        s.upgraded,
+		UpgradedFrom:    s.upgradedFrom,
 		State:           s.phase.String(),
 		StatusText:      s.statusLine(),
 		Generation:      s.current.number,

@@ -85,6 +85,19 @@ type Supervisor struct {
 	// cgroups is drover's delegated cgroup subtree, nil without one;
 	// cgroupOf maps a live worker's pid to its cgroup (launch adds, the
 	// worker's wait removes; killTree and sampling read).
+	// procs maps a live worker's pid to its process (upgrade.go detaches
+	// its output).
+	procs sync.Map
+	// exePath is drover's binary as it was at start: what an upgrade
+	// executes (then /proc/self/exe names the replaced, deleted file).
+	exePath string
+	// started is when the first image started; upgraded and upgradedFrom
+	// say when and from which version the last upgrade came (adopt.go).
+	started      time.Time
+	upgraded     time.Time
+	upgradedFrom string
+	// handover is the state this image adopts, nil after a plain start.
+	handover *handover
 	// writeExecuteDenied: drover (and so every worker) runs under
 	// MemoryDenyWriteExecute= (jit.go).
 	writeExecuteDenied bool
@@ -128,28 +141,48 @@ func New(cfg Config) (_ *Supervisor, err error) {
 	} else {
 		s.output = output.NewTextSink(os.Stdout, os.Stderr)
 	}
-	if err := s.openSockets(); err != nil {
-		return nil, err
-	}
-	if err := s.openMetrics(); err != nil {
-		return nil, err
-	}
 	environ := cfg.Environ
 	if environ == nil {
 		environ = os.Environ()
 	}
 	s.baseEnv = workerBaseEnv(environ)
-	if s.workerNotify, err = notify.Listen(); err != nil {
-		return nil, err
+	s.started, s.exePath = time.Now(), cfg.Executable
+	if s.exePath == "" {
+		// Resolved now: once a package replaced the file, /proc/self/exe
+		// names the deleted one.
+		s.exePath, _ = os.Executable()
 	}
-	if cfg.ControlSocket != "" {
-		if s.control, err = control.Listen(cfg.ControlSocket, s.log); err != nil {
-			return nil, usage(err)
-		}
+	if cfg.Handover != nil {
+		err = s.adopt(cfg.Handover)
+	} else {
+		err = s.open()
+	}
+	if err != nil {
+		return nil, err
 	}
 	s.openCgroups()
 	s.writeExecuteDenied = writeExecuteDenied()
-	dir, lock, removed, pinErr := makePinDir(cfg.RuntimeDir)
+	return s, nil
+}
+
+// open opens what a fresh drover needs: the sockets, the metrics
+// endpoint, the workers' notify socket, the control socket, the pins.
+func (s *Supervisor) open() (err error) {
+	if err := s.openSockets(); err != nil {
+		return err
+	}
+	if err := s.openMetrics(); err != nil {
+		return err
+	}
+	if s.workerNotify, err = notify.Listen(); err != nil {
+		return err
+	}
+	if s.cfg.ControlSocket != "" {
+		if s.control, err = control.Listen(s.cfg.ControlSocket, s.log); err != nil {
+			return usage(err)
+		}
+	}
+	dir, lock, removed, pinErr := makePinDir(s.cfg.RuntimeDir)
 	for _, stale := range removed {
 		s.log.WithField("dir", stale).Info("removed the pin directory of a drover that is gone")
 	}
@@ -158,7 +191,7 @@ func New(cfg Config) (_ *Supervisor, err error) {
 	} else {
 		s.log.WithError(pinErr).Warn("no place to pin the worker command: a rollback will run what is on disk then")
 	}
-	return s, nil
+	return nil
 }
 
 // openSockets takes systemd's sockets, or opens --listen's outside socket
@@ -251,10 +284,14 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		"workers": s.cfg.Workers, "sockets": strings.Join(s.Addrs(), " "),
 		"command": strings.Join(s.cfg.Command, " "), "ready": s.cfg.Ready.String(),
 	}).Info("starting workers")
-	// systemd's TimeoutStartSec may be shorter than our ready timeout.
-	s.logNotify(s.systemd.ExtendTimeout(addSaturated(s.cfg.ReadyTimeout, 10*time.Second)))
-	if err := s.startFirstGeneration(); err != nil {
-		return err
+	if s.handover != nil {
+		s.adoptWorkers(s.handover)
+	} else {
+		// systemd's TimeoutStartSec may be shorter than our ready timeout.
+		s.logNotify(s.systemd.ExtendTimeout(addSaturated(s.cfg.ReadyTimeout, 10*time.Second)))
+		if err := s.startFirstGeneration(); err != nil {
+			return err
+		}
 	}
 	s.loop(ctx, signals)
 	s.killAllOrphans()

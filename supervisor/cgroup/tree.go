@@ -216,3 +216,18 @@ func (t *Tree) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// AdoptWorker takes the existing cgroup name of a worker an earlier
+// drover image started (drover upgrade).
+func (t *Tree) AdoptWorker(name string) (*Worker, error) {
+	dir := filepath.Join(t.dir, name)
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("adopt worker cgroup %s: %w", dir, err)
+	}
+	w := &Worker{tree: t, dir: dir, fd: fd}
+	t.mu.Lock()
+	t.workers[name] = w
+	t.mu.Unlock()
+	return w, nil
+}

@@ -39,6 +39,9 @@ func newWorker(t *Tree, dir string) (*Worker, error) {
 	return &Worker{tree: t, dir: dir, fd: fd}, nil
 }
 
+// Name is the cgroup's name in its tree.
+func (w *Worker) Name() string { return filepath.Base(w.dir) }
+
 // Path is the cgroup's directory.
 func (w *Worker) Path() string { return w.dir }
 

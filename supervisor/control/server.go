@@ -173,3 +173,38 @@ func peerCredentials(conn *net.UnixConn) (uid, pid int, err error) {
 	}
 	return int(cred.Uid), int(cred.Pid), nil
 }
+
+// Adopt serves on the listening socket an earlier drover image created
+// at path (drover upgrade); Close still removes path.
+func Adopt(f *os.File, path string, log logrus.FieldLogger) (*Server, error) {
+	defer f.Close()
+	l, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("adopt control socket %s: %w", path, err)
+	}
+	ul, ok := l.(*net.UnixListener)
+	if !ok {
+		l.Close()
+		return nil, fmt.Errorf("adopt control socket %s: not a unix socket", path)
+	}
+	// A listener made from a file does not unlink its path on close.
+	ul.SetUnlinkOnClose(true)
+	return &Server{listener: ul, log: log, open: map[*net.UnixConn]bool{}}, nil
+}
+
+// FD is the listening socket's descriptor, for handing it over across
+// exec; the Server keeps it open.
+func (s *Server) FD() (int, error) {
+	raw, err := s.listener.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	if err := raw.Control(func(f uintptr) { fd = int(f) }); err != nil {
+		return -1, err
+	}
+	return fd, nil
+}
+
+// Path is the control socket's path.
+func (s *Server) Path() string { return s.listener.Addr().String() }

@@ -12,6 +12,13 @@ import (
 // ever added.
 type Status struct {
 	Pid int `json:"pid"`
+	// Version is drover's; Started when it first started, Upgraded and
+	// UpgradedFrom when and from which version drover upgrade last
+	// replaced it in place.
+	Version      string    `json:"version,omitempty"`
+	Started      time.Time `json:"started,omitzero"`
+	Upgraded     time.Time `json:"upgraded,omitzero"`
+	UpgradedFrom string    `json:"upgraded_from,omitempty"`
 	// State: starting, serving, reloading, rolling-back or stopping.
 	State      string `json:"state"`
 	StatusText string `json:"status_text"`

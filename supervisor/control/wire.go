@@ -18,7 +18,7 @@ const readTimeout = 5 * time.Second
 // Request is one request on the control socket: a JSON object on one
 // line.
 type Request struct {
-	Command string `json:"command"` // "reload", "status" or "scale"
+	Command string `json:"command"` // "reload", "status", "scale" or "upgrade"
 	// Count is scale's argument: N, +N or -N.
 	Count string `json:"count,omitempty"`
 }
@@ -41,7 +41,7 @@ func decodeRequest(line []byte) (Request, error) {
 		return Request{}, fmt.Errorf("malformed request: %w", err)
 	}
 	switch req.Command {
-	case "reload", "status":
+	case "reload", "status", "upgrade":
 		return req, nil
 	case "scale":
 		if _, _, err := ParseScale(req.Count); err != nil {

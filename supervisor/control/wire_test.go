@@ -8,7 +8,7 @@ func FuzzDecodeControlRequest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
 		req, err := decodeRequest(line)
-		if err == nil && req.Command != "reload" && req.Command != "status" && req.Command != "scale" {
+		if err == nil && req.Command != "reload" && req.Command != "status" && req.Command != "scale" && req.Command != "upgrade" {
 			t.Fatalf("accepted unknown command %q", req.Command)
 		}
 	})

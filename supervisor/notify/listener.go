@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -125,4 +127,38 @@ func Parse(b []byte) map[string]string {
 		fields[k] = v
 	}
 	return fields
+}
+
+// Adopt takes the socket an earlier drover image listened on (drover
+// upgrade): the workers keep sending to addr, the same socket.
+func Adopt(f *os.File, addr string) (*Listener, error) {
+	defer f.Close()
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, fmt.Errorf("adopt worker notify socket %s: %w", addr, err)
+	}
+	conn, ok := c.(*net.UnixConn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("adopt worker notify socket %s: not a unix socket", addr)
+	}
+	return &Listener{conn: conn, Addr: addr, uid: unix.Getuid()}, nil
+}
+
+// FD is the socket's descriptor, for handing it over across exec; the
+// Listener keeps it open.
+func (s *Listener) FD() (int, error) { return rawFD(s.conn) }
+
+// rawFD reads a connection's descriptor without putting it in blocking
+// mode, as File() or Fd() would.
+func rawFD(c syscall.Conn) (int, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	if err := raw.Control(func(f uintptr) { fd = int(f) }); err != nil {
+		return -1, err
+	}
+	return fd, nil
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Capture captures one worker's stdout and stderr through two pipes
@@ -125,4 +127,81 @@ func (e *eofReader) Read(p []byte) (int, error) {
 		e.once.Do(func() { close(e.eof) })
 	}
 	return n, err
+}
+
+// Detach stops forwarding for a handover across exec (drover upgrade):
+// it hands back a duplicate of each pipe's read end that has not reached
+// EOF (nil for one that has) and returns once everything read so far is
+// with the sink. What the worker writes meanwhile waits in the pipe for
+// the next image; a line cut by the handover is sent in two entries.
+func (o *Capture) Detach(flushWithin time.Duration) ([2]*os.File, error) {
+	var kept [2]*os.File
+	for i, r := range o.readers {
+		select {
+		case <-o.eof[i]:
+			continue
+		default:
+		}
+		fd, err := dupFD(r)
+		if err != nil {
+			for _, f := range kept {
+				if f != nil {
+					f.Close()
+				}
+			}
+			return [2]*os.File{}, fmt.Errorf("hand over worker output: %w", err)
+		}
+		kept[i] = os.NewFile(uintptr(fd), r.Name())
+	}
+	for i, r := range o.readers {
+		if kept[i] != nil {
+			r.SetReadDeadline(time.Now())
+		}
+	}
+	timer := time.NewTimer(flushWithin)
+	defer timer.Stop()
+	select {
+	case <-o.done:
+	case <-timer.C:
+	}
+	return kept, nil
+}
+
+// dupFD duplicates f's descriptor without the close-on-exec flag, so it
+// survives exec, and without putting f in blocking mode (as Fd would).
+func dupFD(f *os.File) (int, error) {
+	raw, err := f.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd, dupErr := -1, error(nil)
+	if err := raw.Control(func(s uintptr) { fd, dupErr = unix.Dup(int(s)) }); err != nil {
+		return -1, err
+	}
+	return fd, dupErr
+}
+
+// Resume forwards the pipes a Capture of an earlier drover image
+// detached (nil: that stream had ended).
+func Resume(readers [2]*os.File, meta Meta, sink Sink, lim Limits) *Capture {
+	o := &Capture{
+		readers: readers,
+		eof:     [2]chan struct{}{make(chan struct{}), make(chan struct{})},
+		done:    make(chan struct{}),
+	}
+	for i, r := range readers {
+		if r == nil {
+			// Already at EOF: nothing more to read.
+			o.readers[i], _ = os.Open(os.DevNull)
+		}
+	}
+	o.Stdout, o.Stderr = nopFile(), nopFile()
+	o.Start(meta, sink, lim)
+	return o
+}
+
+// nopFile is a closed stand-in for the write ends Start closes.
+func nopFile() *os.File {
+	f, _ := os.Open(os.DevNull)
+	return f
 }

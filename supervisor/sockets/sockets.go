@@ -164,3 +164,18 @@ type invalidError struct{ err error }
 func (e invalidError) Error() string   { return e.err.Error() }
 func (e invalidError) Unwrap() []error { return []error{e.err, ErrInvalid} }
 func invalid(err error) error          { return invalidError{err} }
+
+// Adopt takes a listening socket an earlier drover image handed over
+// across exec (drover upgrade), checked as systemd's are. unlink is the
+// unix socket path that image created and that Close removes ("": none).
+func Adopt(f *os.File, name, unlink string) (Socket, error) {
+	s, err := newSocket(f, name)
+	if err != nil {
+		return Socket{}, err
+	}
+	s.unlink = unlink
+	return s, nil
+}
+
+// Unlink is the unix socket path drover created for s, "" if none.
+func (s Socket) Unlink() string { return s.unlink }

@@ -1,0 +1,65 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Carried is one counter's value, for the image that replaces drover in
+// an upgrade: counters go on from where they were, so rate() sees no
+// reset. (The reload duration histogram starts empty: client_golang has
+// no way to set its buckets.)
+type Carried struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+	Value  float64           `json:"value"`
+}
+
+// carriedVecs are the counters an upgrade carries, by name.
+func (m *Metrics) carriedVecs() map[string]*prometheus.CounterVec {
+	return map[string]*prometheus.CounterVec{
+		"drover_worker_restarts_total":             m.restarts,
+		"drover_worker_recycles_total":             m.recycles,
+		"drover_reloads_total":                     m.reloads,
+		"drover_worker_output_lines_total":         m.lines,
+		"drover_worker_output_dropped_lines_total": m.dropped,
+	}
+}
+
+// Carried returns the counters' values.
+func (m *Metrics) Carried() []Carried {
+	families, err := m.registry.Gather()
+	if err != nil {
+		return nil
+	}
+	vecs := m.carriedVecs()
+	var out []Carried
+	for _, f := range families {
+		if _, ok := vecs[f.GetName()]; !ok && f.GetName() != "drover_crash_loops_total" {
+			continue
+		}
+		for _, metric := range f.GetMetric() {
+			c := Carried{Name: f.GetName(), Value: metric.GetCounter().GetValue(), Labels: map[string]string{}}
+			for _, l := range metric.GetLabel() {
+				c.Labels[l.GetName()] = l.GetValue()
+			}
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Carry adds the counters an earlier image carried.
+func (m *Metrics) Carry(counters []Carried) {
+	vecs := m.carriedVecs()
+	for _, c := range counters {
+		if c.Name == "drover_crash_loops_total" {
+			m.crashLoops.Add(c.Value)
+			continue
+		}
+		if v, ok := vecs[c.Name]; ok {
+			if counter, err := v.GetMetricWith(c.Labels); err == nil {
+				counter.Add(c.Value)
+			}
+		}
+	}
+}
