@@ -2,11 +2,16 @@ package main
 
 import (
 	"bytes"
-	"github.com/spf13/pflag"
 	"maps"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+	"github.com/spf13/pflag"
 )
 
 // parsed is what cobra hands a command's RunE for a command line: the
@@ -87,6 +92,7 @@ func TestFlagsAnywhere(t *testing.T) {
 			{"init", "--install", "web", "--user", "www", "--listen", "8080", "/usr/bin/web", "--port", "3", "--install=false"},
 			{"init", "-install", "-user", "www", "web", "-listen=8080", "/usr/bin/web", "--port", "3", "--install=false"},
 		}, parsed{cmd: "init", flags: map[string]string{"listen": "", "user": "www", "install": "true"}, args: []string{"web", "/usr/bin/web", "--port", "3", "--install=false"}, dash: 1}},
+		{[][]string{{"completion", "bash"}}, parsed{cmd: "completion", flags: map[string]string{}, args: []string{"bash"}, dash: -1}},
 		{[][]string{{"man"}}, parsed{cmd: "man", flags: map[string]string{}, args: []string{}, dash: -1}},
 	} {
 		for _, line := range tc.lines {
@@ -149,7 +155,7 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}} {
 		out, _, code := runInProcess(args...)
-		if code != 0 || !strings.Contains(out, "drover status [--json]") || strings.Contains(out, "__complete") {
+		if code != 0 || !strings.Contains(out, "drover status [--json]") || !strings.Contains(out, "drover completion bash|zsh|fish") || strings.Contains(out, "__complete") {
 			t.Errorf("drover %q: exit %d\n%s", args, code, out)
 		}
 	}
@@ -160,5 +166,105 @@ func TestHelpAndVersion(t *testing.T) {
 		if out, _, code := runInProcess(args...); code != 0 || out != "drover "+version+"\n" {
 			t.Errorf("drover %q: exit %d %q", args, code, out)
 		}
+	}
+}
+
+// Each shell's script is made, and is valid for the shell when it is
+// installed.
+func TestCompletionScripts(t *testing.T) {
+	for _, tc := range []struct{ shell, want, check string }{
+		{"bash", "__start_drover", "-n"},
+		{"zsh", "#compdef drover", "-n"},
+		{"fish", "complete -c drover", "--no-execute"},
+	} {
+		out, errOut, code := runInProcess("completion", tc.shell)
+		if code != 0 || !strings.Contains(out, tc.want) {
+			t.Errorf("drover completion %s: exit %d %s, no %q", tc.shell, code, errOut, tc.want)
+			continue
+		}
+		sh, err := exec.LookPath(tc.shell)
+		if err != nil {
+			t.Logf("%s not installed: its script is not checked", tc.shell)
+			continue
+		}
+		check := exec.Command(sh, tc.check)
+		check.Stdin = strings.NewReader(out)
+		if b, err := check.CombinedOutput(); err != nil {
+			t.Errorf("%s %s on drover completion %s: %v\n%s", tc.shell, tc.check, tc.shell, err, b)
+		}
+	}
+}
+
+// completions runs drover __complete (what the scripts call) and returns
+// the completions and the directive line.
+func completions(t *testing.T, env []string, args ...string) ([]string, string) {
+	t.Helper()
+	cmd := exec.Command(bin.drover, append([]string{"__complete"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("drover __complete %q: %v", args, err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var names []string
+	for _, l := range lines[:len(lines)-1] {
+		name, _, _ := strings.Cut(l, "\t")
+		names = append(names, name)
+	}
+	return names, lines[len(lines)-1]
+}
+
+// UNIT completes with the services whose ExecStart= runs drover, read from
+// systemd over D-Bus; without a bus, with nothing, at once.
+func TestCompleteUnits(t *testing.T) {
+	execStart := func(path string, args ...string) dbus.Variant {
+		return dbus.MakeVariant([]execCommand{{Path: path, Argv: append([]string{path}, args...)}})
+	}
+	units := map[string]map[string]map[string]dbus.Variant{
+		"myapp.service":  serviceUnit("active", 10, []string{"myapp"}),
+		"web.service":    serviceUnit("inactive", 0, []string{"web"}),
+		"nginx.service":  serviceUnit("active", 11, []string{"nginx"}),
+		"noexec.service": serviceUnit("active", 12, nil),
+		"myapp.socket":   {"org.freedesktop.systemd1.Unit": {"LoadState": dbus.MakeVariant("loaded")}},
+		"mygone.service": {"org.freedesktop.systemd1.Unit": {"LoadState": dbus.MakeVariant("not-found")}},
+	}
+	units["myapp.service"]["org.freedesktop.systemd1.Service"]["ExecStart"] = execStart("/usr/bin/drover", "run", "--", "/usr/bin/myapp")
+	units["web.service"]["org.freedesktop.systemd1.Service"]["ExecStart"] = execStart(bin.drover, "run", "--", "/usr/bin/web")
+	units["nginx.service"]["org.freedesktop.systemd1.Service"]["ExecStart"] = execStart("/usr/sbin/nginx", "-g", "daemon off;")
+	bus := startFakeSystemd(t, units)
+	env := []string{"DBUS_SYSTEM_BUS_ADDRESS=" + bus.addr}
+
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"status", ""}, []string{"myapp", "web"}},
+		{[]string{"status", "--json", "m"}, []string{"myapp"}},
+		{[]string{"logs", "--worker", "1", ""}, []string{"myapp", "web"}},
+		{[]string{"scale", ""}, []string{"myapp", "web"}},
+		{[]string{"scale", "myapp", ""}, nil},
+		{[]string{"status", "myapp", ""}, nil},
+	} {
+		if got, directive := completions(t, env, tc.args...); !slices.Equal(got, tc.want) || directive != ":4" {
+			t.Errorf("drover __complete %q: %q %s, want %q :4 (no file completion)", tc.args, got, directive, tc.want)
+		}
+	}
+
+	cmds, _ := completions(t, env, "")
+	for _, want := range []string{"run", "status", "scale", "logs", "init", "completion", "help"} {
+		if !slices.Contains(cmds, want) {
+			t.Errorf("drover __complete \"\": %q lacks %s", cmds, want)
+		}
+	}
+	if flags, _ := completions(t, env, "status", "myapp", "--"); !slices.Contains(flags, "--json") || !slices.Contains(flags, "--control") {
+		t.Errorf("drover __complete status myapp --: %q, want --json and --control", flags)
+	}
+
+	start := time.Now()
+	if got, directive := completions(t, []string{"DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + t.TempDir() + "/none"}, "status", ""); got != nil || directive != ":4" {
+		t.Errorf("without a bus: %q %s, want nothing", got, directive)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("completion without a bus took %v", d)
 	}
 }

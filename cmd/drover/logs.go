@@ -30,6 +30,7 @@ started" entries (WORKER_ID, WORKER_PID) say which slot each pid served, so
 
 Built on journalctl -o json; reading another service's journal needs root,
 the adm or systemd-journal group, or the service's user.`,
+		ValidArgsFunction: completeUnit,
 		RunE: func(c *cobra.Command, args []string) error {
 			return exitWith(logsCommand(o, args, c.OutOrStdout(), c.ErrOrStderr()))
 		},

@@ -42,7 +42,7 @@ const (
 // Long and its flags are its help and its section of the man page), added
 // here.
 func commands() []*cobra.Command {
-	return []*cobra.Command{runCmd(), reloadCmd(), statusCmd(), scaleCmd(), logsCmd(), initCmd(), versionCmd(), manCmd()}
+	return []*cobra.Command{runCmd(), reloadCmd(), statusCmd(), scaleCmd(), logsCmd(), initCmd(), completionCmd(), versionCmd(), manCmd()}
 }
 
 const intro = `drover runs any socket-activated server as one worker per CPU core on
@@ -70,8 +70,9 @@ func newRoot() *cobra.Command {
 		// (execute); cobra's "Error:" and usage dump would bury them.
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		// Not cobra's completion command (powershell, a subcommand per
-		// shell, cobra's help text).
+		// drover completion (completionCmd) offers bash, zsh and fish with
+		// drover's own help text; cobra's default adds powershell and a
+		// subcommand per shell.
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 		RunE: func(c *cobra.Command, args []string) error {
 			switch {

@@ -337,6 +337,8 @@ func TestBadInput(t *testing.T) {
 		{"init without NAME", []string{bin.drover, "init", "--listen", "8080", "--", "true"}, "want NAME first", 0},
 		{"init without command", []string{bin.drover, "init", "web", "--listen", "8080"}, "no command", 0},
 		{"help for nothing", []string{bin.drover, "help", "jump"}, `drover help: no help for "jump"`, 0},
+		{"no shell", []string{bin.drover, "completion"}, "want one shell", 0},
+		{"unknown shell", []string{bin.drover, "completion", "tcsh"}, `no completion for "tcsh"`, 0},
 		{"man with an argument", []string{bin.drover, "man", "run"}, "drover man: takes no arguments", 0},
 		{"zero workers", []string{bin.drover, "run", "--workers", "0", "--listen", "127.0.0.1:0", "--", "true"}, `--workers "0"`, 0},
 		{"absurd workers", []string{bin.drover, "run", "--workers", "5000", "--listen", "127.0.0.1:0", "--", "true"}, "from 1 to 1024", 0},

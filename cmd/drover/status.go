@@ -44,6 +44,7 @@ workers needs root or the service's user.
 --json prints {"unit": ..., "drover": ...} for scripts: the field names are
 stable (fields may be added, never renamed). Exits 3 when the unit is not
 running, 1 on other errors.`,
+		ValidArgsFunction: completeUnit,
 		RunE: func(c *cobra.Command, args []string) error {
 			return exitWith(statusCommand(*asJSON, *controlFlag, args, c.OutOrStdout(), c.ErrOrStderr()))
 		},
@@ -230,7 +231,8 @@ across a restart of the service: to make it permanent, set --workers in the
 unit (systemctl edit UNIT). Refused while a start or reload is under way.
 With --control, UNIT may be given as "-".`,
 		// drover scale myapp -2 removes two workers.
-		Annotations: map[string]string{annotationNegativeArgs: "true"},
+		Annotations:       map[string]string{annotationNegativeArgs: "true"},
+		ValidArgsFunction: completeUnit,
 		RunE: func(c *cobra.Command, args []string) error {
 			return exitWith(scaleCommand(*controlFlag, args, c.OutOrStdout(), c.ErrOrStderr()))
 		},
