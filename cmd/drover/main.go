@@ -49,6 +49,10 @@ const intro = `drover runs any socket-activated server as one worker per CPU cor
 systemd's sockets, restarts workers that fail, reloads them without
 dropping a connection and drains them on stop.`
 
+// syntax is how drover reads a command line, for the overview and drover(1).
+const syntax = `Flags go before or after a command's arguments; in run and init, everything
+from COMMAND on (or after --) is the worker command's.`
+
 func init() {
 	// Commands are listed in the order of commands(), which puts the one
 	// everybody needs (run) first, not in alphabetical order.
@@ -215,8 +219,7 @@ func printOverview(w io.Writer, root *cobra.Command) {
 	for _, c := range visibleCommands(root) {
 		fmt.Fprintf(w, "  drover %-44s %s\n", c.Use, c.Short)
 	}
-	fmt.Fprintln(w, "\nFlags go before or after arguments; after --, everything is the worker command's.")
-	fmt.Fprintln(w, "Run 'drover help COMMAND' for its flags; 'man drover' for everything.")
+	fmt.Fprintf(w, "\n%s\nRun 'drover help COMMAND' for its flags; 'man drover' for everything.\n", syntax)
 }
 
 func printHelp(w io.Writer, c *cobra.Command) {
@@ -249,6 +252,8 @@ func versionCmd() *cobra.Command {
 		Use:   "version",
 		Short: "print the version",
 		Long:  "Prints drover's version (from git describe at build time).",
-		Run:   func(c *cobra.Command, _ []string) { printVersion(c.OutOrStdout()) },
+		// It takes no arguments: nothing to complete, not even files.
+		ValidArgsFunction: cobra.NoFileCompletions,
+		Run:               func(c *cobra.Command, _ []string) { printVersion(c.OutOrStdout()) },
 	}
 }

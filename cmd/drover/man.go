@@ -20,6 +20,8 @@ func manCmd() *cobra.Command {
 		Use:   "man",
 		Short: "print the drover(1) manual page (roff)",
 		Long:  "Prints the drover(1) manual page in roff, made from the same text as drover help.\nPackages install it: drover man | gzip -9n > drover.1.gz",
+		// It takes no arguments: nothing to complete, not even files.
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(c *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return usageErrorf("takes no arguments")
@@ -73,10 +75,12 @@ socket activation. drover starts one worker per usable core and hands every
 worker the same sockets exactly as systemd would hand them to one process, so
 any unmodified socket-activated program can be a worker. It tells systemd
 through sd_notify when it is ready (READY=1 once every worker is), how it is
-doing (STATUS=), that it is alive (WATCHDOG=1) and when it reloads.`))
+doing (STATUS=), that it is alive (WATCHDOG=1) and when it reloads.
+
+`+syntax))
 	fmt.Fprint(w, ".SH COMMANDS\n")
 	for _, c := range visibleCommands(root) {
-		fmt.Fprintf(w, ".SS \"drover %s %s\"\n%s", c.Name(), roff(synopsis(c)), paragraphs(c.Long))
+		fmt.Fprintf(w, ".SS \"%s\"\n%s", strings.TrimSpace("drover "+c.Name()+" "+roff(synopsis(c))), paragraphs(c.Long))
 		documentedFlags(c).VisitAll(func(f *pflag.Flag) {
 			name, usage := pflag.UnquoteUsage(f)
 			fmt.Fprint(w, ".TP\n")

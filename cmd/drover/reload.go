@@ -21,6 +21,8 @@ a batch at a time, each ready before an old worker drains. Waits until the
 reload is done; exits 0 on success and 1, with the reason, when the new
 version failed and the old one kept serving. Meant for ExecReload= in the
 service, so that systemctl reload waits and fails visibly.`,
+		// It takes no arguments: nothing to complete, not even files.
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(c *cobra.Command, args []string) error {
 			return exitWith(reloadCommand(*controlFlag, *timeout, args, c.OutOrStdout(), c.ErrOrStderr()))
 		},
