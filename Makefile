@@ -107,6 +107,8 @@ deb rpm: build
 	strip -o $(BIN)/pkg/drover $(BIN)/drover
 	strip -o $(BIN)/pkg/myapp $(BIN)/example-worker
 	$(BIN)/drover man | gzip -9n > $(BIN)/pkg/drover.1.gz
+	@# Completion scripts, made by the binary they complete.
+	for sh in bash zsh fish; do $(BIN)/drover completion $$sh > $(BIN)/pkg/drover.$$sh || exit 1; done
 	gzip -9n < packaging/myapp/myapp.1 > $(BIN)/pkg/myapp.1.gz
 	packaging/changelog.sh drover $(PKG_VERSION)-1 > $(BIN)/pkg/drover.changelog.Debian.gz
 	packaging/changelog.sh myapp $(PKG_VERSION)-1 > $(BIN)/pkg/myapp.changelog.Debian.gz

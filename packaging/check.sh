@@ -61,6 +61,10 @@ for p in drover myapp; do
 done
 x=$tmp/deb-drover
 check "drover.deb: drover version says $version" contains "$("$x/usr/bin/drover" version 2>&1)" "$version"
+for f in /usr/share/bash-completion/completions/drover /usr/share/zsh/vendor-completions/_drover /usr/share/fish/vendor_completions.d/drover.fish; do
+	check "drover.deb: completion $f" grep -q 'drover' "$x$f"
+done
+check "drover.deb: bash completion is valid bash" bash -n "$x/usr/share/bash-completion/completions/drover"
 check "drover.deb: units/ as examples" cmp -s units/myapp.service "$x/usr/share/doc/drover/examples/myapp.service"
 check "drover.deb: no maintainer scripts, no units" bash -c "! ls '$x/DEBIAN' | grep -q 'inst\|rm' && ! find '$x' -path '*/systemd/system/*' | grep -q ."
 x=$tmp/deb-myapp
@@ -87,6 +91,10 @@ for p in drover myapp; do
 	docs=$(rpm -qpd "${rpm[$p]}" 2>/dev/null)
 	check "$p.rpm: man page is %doc" grep -qx "/usr/share/man/man1/$p.1.gz" <<<"$docs"
 	check "$p.rpm: copyright is %doc" grep -qx "/usr/share/doc/$p/copyright" <<<"$docs"
+done
+list=$(rpm -qpl "${rpm[drover]}" 2>/dev/null)
+for f in /usr/share/bash-completion/completions/drover /usr/share/zsh/site-functions/_drover /usr/share/fish/vendor_completions.d/drover.fish; do
+	check "drover.rpm: -qpl has completion $f" grep -qx "$f" <<<"$list"
 done
 check "drover.rpm: no scriptlets" test -z "$(rpm -qp --scripts "${rpm[drover]}" 2>/dev/null)"
 check "myapp.rpm: requires drover" bash -c "rpm -qp --requires '${rpm[myapp]}' 2>/dev/null | grep -qx drover"

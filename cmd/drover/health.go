@@ -1,9 +1,10 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/droverd/drover/supervisor"
 )
@@ -18,7 +19,7 @@ type healthOptions struct {
 	hangGrace      time.Duration
 }
 
-func (h *healthOptions) flags(fs *flag.FlagSet) {
+func (h *healthOptions) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&h.maxMemory, "max-memory", "", "recycle a worker whose memory, with its descendants', is over `SIZE` (512M, 1.5G); off by default")
 	fs.DurationVar(&h.memoryInterval, "memory-interval", time.Second, "how often --max-memory samples the workers")
 	fs.DurationVar(&h.maxLifetime, "max-lifetime", 0, "recycle each worker this long after it was ready, ±10%; off by default")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,16 +13,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/droverd/drover/supervisor/sockets"
 	"github.com/droverd/drover/units"
 )
 
-func initCmd() command {
-	return command{
-		name:     "init",
-		synopsis: "NAME --listen ADDR... [--metrics ADDR] [--user USER] [--install [--force]] -- COMMAND [ARGS...]",
-		summary:  "write NAME.socket and NAME.service for COMMAND",
-		doc: `Writes the unit pair for running COMMAND under drover, made from the
+func initCmd() *cobra.Command {
+	fs, o := initFlags()
+	c := &cobra.Command{
+		Use:   "init NAME --listen ADDR... [--metrics ADDR] [--user USER] [--install [--force]] -- COMMAND [ARGS...]",
+		Short: "write NAME.socket and NAME.service for COMMAND",
+		Long: `Writes the unit pair for running COMMAND under drover, made from the
 commented, hardened myapp.socket and myapp.service drover ships: every
 ListenStream= from --listen, ExecStart= running COMMAND through drover,
 ExecReload= for drover reload. Prints them, or with --install writes them to
@@ -34,9 +36,14 @@ existing units without --force.
 --metrics ADDR adds NAME-metrics.socket, a socket of drover's own for
 Prometheus (FileDescriptorName=metrics, kept from the workers), and runs
 drover with --metrics-socket metrics: scrape http://ADDR/metrics.`,
-		flags: func() *flag.FlagSet { fs, _ := initFlags(); return fs },
-		run:   initCommand,
+		// COMMAND's own flags are never drover's, with or without "--".
+		Annotations: map[string]string{annotationCommandAt: "1"},
+		RunE: func(c *cobra.Command, args []string) error {
+			return exitWith(initCommand(o, args, c.ArgsLenAtDash(), c.OutOrStdout(), c.ErrOrStderr()))
+		},
 	}
+	c.Flags().AddFlagSet(fs)
+	return c
 }
 
 type initOptions struct {
@@ -49,9 +56,9 @@ type initOptions struct {
 	unitDir string
 }
 
-func initFlags() (*flag.FlagSet, *initOptions) {
+func initFlags() (*pflag.FlagSet, *initOptions) {
 	o := &initOptions{}
-	fs := flag.NewFlagSet("drover init", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("drover init", pflag.ContinueOnError)
 	fs.Func("listen", "`[NAME=]ADDR` for ListenStream=: 8080, 127.0.0.1:8080, [::1]:8080 or unix:/path (repeatable; NAME becomes FileDescriptorName=)", func(s string) error {
 		addr := s
 		if name, rest, ok := strings.Cut(s, "="); ok && !strings.Contains(name, ":") {
@@ -104,16 +111,15 @@ func listenStreamAddr(s string) (string, error) {
 // unitNameRE is what systemd accepts as a unit name's prefix.
 var unitNameRE = regexp.MustCompile(`^[A-Za-z0-9:_.\\-]+$`)
 
-func initCommand(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+// initCommand is drover init with its flags in o; args are NAME and the
+// worker command, dash the index of the first argument after "--" (-1 for
+// none; normalizeArgs puts one before the command).
+func initCommand(o *initOptions, args []string, dash int, stdout, stderr io.Writer) int {
+	if len(args) == 0 || dash == 0 {
 		fmt.Fprintln(stderr, "drover init: want NAME first: drover init myapp --listen 8080 -- /usr/bin/myapp")
 		return exitUsage
 	}
-	name := args[0]
-	fs, o := initFlags()
-	if code, ok := parseFlags(initCmd(), fs, args[1:], stdout, stderr); !ok {
-		return code
-	}
+	name, command := args[0], args[1:]
 	if !unitNameRE.MatchString(name) || strings.HasSuffix(name, ".service") || strings.HasSuffix(name, ".socket") {
 		fmt.Fprintf(stderr, "drover init: %q is not a unit name (letters, digits, :_.-; no .service suffix)\n", name)
 		return exitUsage
@@ -122,11 +128,10 @@ func initCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "drover init: want at least one --listen")
 		return exitUsage
 	}
-	if fs.NArg() == 0 {
+	if len(command) == 0 {
 		fmt.Fprintln(stderr, "drover init: no command: drover init NAME --listen ADDR -- COMMAND [ARGS...]")
 		return exitUsage
 	}
-	command := fs.Args()
 	path, err := exec.LookPath(command[0])
 	if err == nil {
 		path, err = filepath.Abs(path)

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os/exec"
@@ -11,15 +10,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/droverd/drover/supervisor/output"
 )
 
-func logsCmd() command {
-	return command{
-		name:     "logs",
-		synopsis: "UNIT [--worker N] [-n LINES] [-f]",
-		summary:  "show a unit's worker output and drover's events, by slot",
-		doc: `Shows the journal of UNIT for the current boot: every line a worker wrote,
+func logsCmd() *cobra.Command {
+	fs, o := logsFlags()
+	c := &cobra.Command{
+		Use:   "logs UNIT [--worker N] [-n LINES] [-f]",
+		Short: "show a unit's worker output and drover's events, by slot",
+		Long: `Shows the journal of UNIT for the current boot: every line a worker wrote,
 labelled with its slot and pid as in dev mode ([w2 1234]), and drover's own
 events. Workers log to journald under their own pid; drover's "worker
 started" entries (WORKER_ID, WORKER_PID) say which slot each pid served, so
@@ -28,9 +30,13 @@ started" entries (WORKER_ID, WORKER_PID) say which slot each pid served, so
 
 Built on journalctl -o json; reading another service's journal needs root,
 the adm or systemd-journal group, or the service's user.`,
-		flags: func() *flag.FlagSet { fs, _ := logsFlags(); return fs },
-		run:   logsCommand,
+		ValidArgsFunction: completeUnit,
+		RunE: func(c *cobra.Command, args []string) error {
+			return exitWith(logsCommand(o, args, c.OutOrStdout(), c.ErrOrStderr()))
+		},
 	}
+	c.Flags().AddFlagSet(fs)
+	return c
 }
 
 type logsOptions struct {
@@ -40,22 +46,18 @@ type logsOptions struct {
 	since  string
 }
 
-func logsFlags() (*flag.FlagSet, *logsOptions) {
+func logsFlags() (*pflag.FlagSet, *logsOptions) {
 	o := &logsOptions{}
-	fs := flag.NewFlagSet("drover logs", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("drover logs", pflag.ContinueOnError)
 	fs.IntVar(&o.worker, "worker", -1, "only slot `N`'s lines and drover's events about it")
-	fs.IntVar(&o.lines, "n", 50, "show the last `LINES` lines (all of them with -f)")
-	fs.BoolVar(&o.follow, "f", false, "go on showing new lines")
+	// journalctl's names: -n, --lines and -f, --follow.
+	fs.IntVarP(&o.lines, "lines", "n", 50, "show the last `LINES` lines (all of them with -f)")
+	fs.BoolVarP(&o.follow, "follow", "f", false, "go on showing new lines")
 	fs.StringVar(&o.since, "since", "", "only lines since `TIME` (as journalctl --since: \"10 min ago\", 2026-12-01 10:00)")
 	return fs, o
 }
 
-func logsCommand(args []string, stdout, stderr io.Writer) int {
-	fs, o := logsFlags()
-	pos, code, ok := parseInterleaved(logsCmd(), fs, args, stdout, stderr)
-	if !ok {
-		return code
-	}
+func logsCommand(o *logsOptions, pos []string, stdout, stderr io.Writer) int {
 	if len(pos) != 1 {
 		fmt.Fprintln(stderr, "drover logs: want one UNIT (see drover help logs)")
 		return exitUsage
@@ -161,22 +163,4 @@ func journalMessage(v any) string {
 		return string(b)
 	}
 	return ""
-}
-
-// parseInterleaved parses flags before and after positional arguments,
-// as systemctl and journalctl take them: drover logs myapp -f.
-func parseInterleaved(c command, fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (pos []string, code int, ok bool) {
-	for {
-		if code, ok := parseFlags(c, fs, args, stdout, stderr); !ok {
-			return nil, code, false
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, 0, true
-		}
-		if len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
-			return append(pos, rest...), 0, true
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
-	}
 }

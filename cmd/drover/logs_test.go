@@ -1,8 +1,6 @@
 package main
 
 import (
-	"flag"
-	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -39,21 +37,5 @@ func TestLogFilter(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("slot 1:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-}
-
-func TestParseInterleaved(t *testing.T) {
-	for _, args := range [][]string{{"myapp", "--worker", "1", "-f"}, {"--worker", "1", "myapp", "-f"}, {"-f", "--worker=1", "myapp"}} {
-		fs, o := logsFlags()
-		pos, _, ok := parseInterleaved(logsCmd(), fs, args, io.Discard, io.Discard)
-		if !ok || !slices.Equal(pos, []string{"myapp"}) || o.worker != 1 || !o.follow {
-			t.Errorf("%q: pos %q worker %d follow %v", args, pos, o.worker, o.follow)
-		}
-	}
-	fs := flag.NewFlagSet("x", flag.ContinueOnError)
-	fs.Bool("v", false, "")
-	pos, _, _ := parseInterleaved(command{name: "x"}, fs, []string{"a", "--", "-v", "b"}, io.Discard, io.Discard)
-	if !slices.Equal(pos, []string{"a", "-v", "b"}) {
-		t.Errorf("after --: %q", pos)
 	}
 }

@@ -322,7 +322,24 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"no command", []string{bin.drover}, "", 0},
 		{"unknown command", []string{bin.drover, "jump"}, `unknown command "jump"`, 0},
-		{"unknown flag", []string{bin.drover, "run", "--bogus", "--", "true"}, "flag provided but not defined: -bogus", 0},
+		{"unknown flag", []string{bin.drover, "run", "--bogus", "--", "true"}, "drover run: unknown flag: --bogus", 0},
+		{"unknown flag after UNIT", []string{bin.drover, "status", "myapp", "--bogus"}, "drover status: unknown flag: --bogus", 0},
+		{"unknown root flag", []string{bin.drover, "--bogus"}, "drover: unknown flag: --bogus", 0},
+		{"unknown command with flags", []string{bin.drover, "jump", "--json"}, `drover: unknown command "jump"`, 0},
+		{"bad duration", run("--ready-timeout", "soon"), `invalid argument "soon" for "--ready-timeout"`, 0},
+		{"bad count", []string{bin.drover, "run", "--max-failures", "many", "--", "true"}, `invalid argument "many" for "--max-failures"`, 0},
+		{"flag without its value", []string{bin.drover, "status", "--control"}, "flag needs an argument: --control", 0},
+		{"two units", []string{bin.drover, "status", "a", "--json", "b"}, "one UNIT at most", 0},
+		{"no unit for logs", []string{bin.drover, "logs", "-f"}, "want one UNIT", 0},
+		{"scale without a count", []string{bin.drover, "scale", "myapp"}, "want UNIT and a count", 0},
+		{"scale by a flag", []string{bin.drover, "scale", "myapp", "-x"}, "unknown shorthand flag: 'x'", 0},
+		{"reload argument", []string{bin.drover, "reload", "myapp"}, `unexpected argument "myapp"`, 0},
+		{"init without NAME", []string{bin.drover, "init", "--listen", "8080", "--", "true"}, "want NAME first", 0},
+		{"init without command", []string{bin.drover, "init", "web", "--listen", "8080"}, "no command", 0},
+		{"help for nothing", []string{bin.drover, "help", "jump"}, `drover help: no help for "jump"`, 0},
+		{"no shell", []string{bin.drover, "completion"}, "want one shell", 0},
+		{"unknown shell", []string{bin.drover, "completion", "tcsh"}, `no completion for "tcsh"`, 0},
+		{"man with an argument", []string{bin.drover, "man", "run"}, "drover man: takes no arguments", 0},
 		{"zero workers", []string{bin.drover, "run", "--workers", "0", "--listen", "127.0.0.1:0", "--", "true"}, `--workers "0"`, 0},
 		{"absurd workers", []string{bin.drover, "run", "--workers", "5000", "--listen", "127.0.0.1:0", "--", "true"}, "from 1 to 1024", 0},
 		{"bad ready", []string{bin.drover, "run", "--ready", "soon", "--listen", "127.0.0.1:0", "--", "true"}, `--ready "soon"`, 0},
@@ -438,7 +455,7 @@ func TestManPage(t *testing.T) {
 	if err != nil || len(out) > 0 {
 		t.Errorf("groff: %v\n%s", err, out)
 	}
-	for _, args := range [][]string{{"help"}, {"help", "run"}, {"help", "reload"}, {"run", "--help"}, {"version"}} {
+	for _, args := range [][]string{{"help"}, {"help", "run"}, {"help", "reload"}, {"run", "--help"}, {"version"}, {"--version"}, {"-h"}, {"status", "-h"}, {"status", "myapp", "--help"}, {"-help"}} {
 		if out, err := exec.Command(bin.drover, args...).CombinedOutput(); err != nil {
 			t.Errorf("drover %v: %v\n%s", args, err, out)
 		}

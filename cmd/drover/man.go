@@ -1,24 +1,33 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
-func manCmd() command {
-	return command{
-		name:    "man",
-		summary: "print the drover(1) manual page (roff)",
-		doc:     "Prints the drover(1) manual page in roff, made from the same text as drover help.\nPackages install it: drover man | gzip -9n > drover.1.gz",
-		run: func(args []string, stdout, stderr io.Writer) int {
+// The man page is written here from the cobra commands rather than by
+// cobra/doc: that makes a page per command through go-md2man (a markdown
+// parser and renderer as dependencies), while drover(1) is one page with
+// its own sections (ENVIRONMENT, EXIT STATUS, FILES) that lintian and groff
+// check.
+
+func manCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "man",
+		Short: "print the drover(1) manual page (roff)",
+		Long:  "Prints the drover(1) manual page in roff, made from the same text as drover help.\nPackages install it: drover man | gzip -9n > drover.1.gz",
+		// It takes no arguments: nothing to complete, not even files.
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE: func(c *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				fmt.Fprintln(stderr, "drover man: takes no arguments")
-				return exitUsage
+				return usageErrorf("takes no arguments")
 			}
-			writeMan(stdout)
-			return 0
+			writeMan(c.OutOrStdout(), c.Root())
+			return nil
 		},
 	}
 }
@@ -48,14 +57,14 @@ func paragraphs(s string) string {
 	return b.String()
 }
 
-func writeMan(w io.Writer) {
+func writeMan(w io.Writer, root *cobra.Command) {
 	fmt.Fprintf(w, ".TH DROVER 1 \"\" \"drover %s\" \"User Commands\"\n", roff(version))
 	fmt.Fprint(w, ".SH NAME\ndrover \\- one worker per CPU core on systemd's sockets, with restarts, zero-downtime reloads and journald logs\n")
 	fmt.Fprint(w, ".SH SYNOPSIS\n")
-	for _, c := range commands() {
-		fmt.Fprintf(w, ".B drover %s\n", c.name)
-		if c.synopsis != "" {
-			fmt.Fprintf(w, "%s\n", roff(c.synopsis))
+	for _, c := range visibleCommands(root) {
+		fmt.Fprintf(w, ".B drover %s\n", c.Name())
+		if s := synopsis(c); s != "" {
+			fmt.Fprintf(w, "%s\n", roff(s))
 		}
 		fmt.Fprint(w, ".br\n")
 	}
@@ -66,16 +75,19 @@ socket activation. drover starts one worker per usable core and hands every
 worker the same sockets exactly as systemd would hand them to one process, so
 any unmodified socket-activated program can be a worker. It tells systemd
 through sd_notify when it is ready (READY=1 once every worker is), how it is
-doing (STATUS=), that it is alive (WATCHDOG=1) and when it reloads.`))
+doing (STATUS=), that it is alive (WATCHDOG=1) and when it reloads.
+
+`+syntax))
 	fmt.Fprint(w, ".SH COMMANDS\n")
-	for _, c := range commands() {
-		fmt.Fprintf(w, ".SS \"drover %s %s\"\n%s", c.name, roff(c.synopsis), paragraphs(c.doc))
-		if c.flags == nil {
-			continue
-		}
-		c.flags().VisitAll(func(f *flag.Flag) {
-			name, usage := flag.UnquoteUsage(f)
-			fmt.Fprintf(w, ".TP\n\\fB\\-\\-%s\\fR", strings.ReplaceAll(f.Name, "-", `\-`))
+	for _, c := range visibleCommands(root) {
+		fmt.Fprintf(w, ".SS \"%s\"\n%s", strings.TrimSpace("drover "+c.Name()+" "+roff(synopsis(c))), paragraphs(c.Long))
+		documentedFlags(c).VisitAll(func(f *pflag.Flag) {
+			name, usage := pflag.UnquoteUsage(f)
+			fmt.Fprint(w, ".TP\n")
+			if f.Shorthand != "" {
+				fmt.Fprintf(w, "\\fB\\-%s\\fR, ", f.Shorthand)
+			}
+			fmt.Fprintf(w, "\\fB\\-\\-%s\\fR", strings.ReplaceAll(f.Name, "-", `\-`))
 			if name != "" {
 				fmt.Fprintf(w, " \\fI%s\\fR", roff(name))
 			}
@@ -123,4 +135,10 @@ The myapp.socket and myapp.service unit pair to copy.
 .BR sd_listen_fds (3),
 .BR journalctl (1)
 `)
+}
+
+// synopsis is what follows "drover NAME" in a command's Use.
+func synopsis(c *cobra.Command) string {
+	_, s, _ := strings.Cut(c.Use, " ")
+	return s
 }

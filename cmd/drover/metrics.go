@@ -1,7 +1,7 @@
 package main
 
 import (
-	"flag"
+	"github.com/spf13/pflag"
 
 	"github.com/droverd/drover/supervisor"
 	"github.com/droverd/drover/supervisor/sockets"
@@ -13,7 +13,7 @@ type metricsOptions struct {
 	listen *sockets.ListenSpec
 }
 
-func (o *metricsOptions) flags(fs *flag.FlagSet) {
+func (o *metricsOptions) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.socket, "metrics-socket", "", "serve Prometheus metrics at /metrics on the socket systemd passes under this name (FileDescriptorName=); it is kept from the workers")
 	fs.Func("metrics-listen", "`ADDR` to serve Prometheus metrics at /metrics on when not socket-activated: 127.0.0.1:9100 or unix:/path", func(s string) error {
 		spec, err := sockets.ParseListen(s)

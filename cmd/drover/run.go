@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/droverd/drover/supervisor"
 	"github.com/droverd/drover/supervisor/journal"
@@ -43,9 +44,9 @@ type runOptions struct {
 	logLevel     string
 }
 
-func runFlags() (*flag.FlagSet, *runOptions) {
+func runFlags() (*pflag.FlagSet, *runOptions) {
 	o := &runOptions{}
-	fs := flag.NewFlagSet("drover run", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("drover run", pflag.ContinueOnError)
 	fs.Func("listen", "`[NAME=]ADDR` to listen on when not socket-activated: 127.0.0.1:8080, [::1]:8080, :8080 or unix:/path (repeatable; NAME goes to LISTEN_FDNAMES)", func(s string) error {
 		spec, err := sockets.ParseListen(s)
 		if err == nil {
@@ -73,12 +74,12 @@ func runFlags() (*flag.FlagSet, *runOptions) {
 	return fs, o
 }
 
-func runCmd() command {
-	return command{
-		name:     "run",
-		synopsis: "[flags] -- COMMAND [ARGS...]",
-		summary:  "supervise COMMAND as one worker per core",
-		doc: `Runs COMMAND as N workers. Under systemd socket activation every worker gets
+func runCmd() *cobra.Command {
+	fs, o := runFlags()
+	c := &cobra.Command{
+		Use:   "run [flags] -- COMMAND [ARGS...]",
+		Short: "supervise COMMAND as one worker per core",
+		Long: `Runs COMMAND as N workers. Under systemd socket activation every worker gets
 systemd's sockets; otherwise drover opens the --listen addresses. Each worker
 sees exactly what systemd gives one process: the sockets at fds 3..,
 LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID (its own pid); plus
@@ -96,16 +97,22 @@ worker fails, the old version keeps serving and the reload fails.
 Every duration must be above 0 (with --min-uptime 1ns, any worker that was
 ready restarts at once), and --ready-timeout, --stop-timeout, --backoff-min
 and --backoff-max at most 24h; --max-failures at least 1.`,
-		flags: func() *flag.FlagSet { fs, _ := runFlags(); return fs },
-		run:   runCommand,
+		// COMMAND's own flags are never drover's, with or without "--".
+		Annotations: map[string]string{annotationCommandAt: "0"},
+		RunE: func(c *cobra.Command, args []string) error {
+			return exitWith(runCommand(o, args, c.OutOrStdout(), c.ErrOrStderr()))
+		},
 	}
+	c.Flags().AddFlagSet(fs)
+	// Flags after COMMAND are COMMAND's, as before cobra, also for
+	// completion (which does not go through normalizeArgs).
+	c.Flags().SetInterspersed(false)
+	return c
 }
 
-func runCommand(args []string, stdout, stderr io.Writer) int {
-	fs, o := runFlags()
-	if code, ok := parseFlags(runCmd(), fs, args, stdout, stderr); !ok {
-		return code
-	}
+// runCommand is drover run with its flags in o and the worker command in
+// args.
+func runCommand(o *runOptions, args []string, stdout, stderr io.Writer) int {
 	// A reader that went away (drover run | head) makes writes fail with
 	// EPIPE instead of killing drover and its workers with SIGPIPE; Go
 	// kills a program that writes to a broken stdout or stderr unless it
@@ -141,7 +148,7 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	cfg, err := o.config(fs.Args())
+	cfg, err := o.config(args)
 	if err != nil {
 		fmt.Fprintf(logOut, "drover: %v\n", err)
 		return exitUsage

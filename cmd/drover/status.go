@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +11,9 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/droverd/drover/supervisor/control"
 	"github.com/droverd/drover/supervisor/output"
@@ -21,12 +23,12 @@ import (
 // running; drover status follows it.
 const exitNotRunning = 3
 
-func statusCmd() command {
-	return command{
-		name:     "status",
-		synopsis: "[--json] [--control PATH] [UNIT]",
-		summary:  "show a unit run by drover and its workers",
-		doc: `Shows one screen: the unit as systemd sees it (state, main pid, drover's
+func statusCmd() *cobra.Command {
+	fs, asJSON, controlFlag := statusFlags()
+	c := &cobra.Command{
+		Use:   "status [--json] [--control PATH] [UNIT]",
+		Short: "show a unit run by drover and its workers",
+		Long: `Shows one screen: the unit as systemd sees it (state, main pid, drover's
 status line, systemd's restarts, active since), read over D-Bus, and a table
 of workers from the running drover: slot, pid, generation, state (starting,
 ready, draining, backing-off), uptime, restarts, CPU%, RSS and the worker's
@@ -42,13 +44,17 @@ workers needs root or the service's user.
 --json prints {"unit": ..., "drover": ...} for scripts: the field names are
 stable (fields may be added, never renamed). Exits 3 when the unit is not
 running, 1 on other errors.`,
-		flags: func() *flag.FlagSet { fs, _, _ := statusFlags(); return fs },
-		run:   statusCommand,
+		ValidArgsFunction: completeUnit,
+		RunE: func(c *cobra.Command, args []string) error {
+			return exitWith(statusCommand(*asJSON, *controlFlag, args, c.OutOrStdout(), c.ErrOrStderr()))
+		},
 	}
+	c.Flags().AddFlagSet(fs)
+	return c
 }
 
-func statusFlags() (*flag.FlagSet, *bool, *string) {
-	fs := flag.NewFlagSet("drover status", flag.ContinueOnError)
+func statusFlags() (*pflag.FlagSet, *bool, *string) {
+	fs := pflag.NewFlagSet("drover status", pflag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	controlFlag := fs.String("control", "", "drover's control socket, instead of finding it through UNIT")
 	return fs, asJSON, controlFlag
@@ -64,12 +70,7 @@ type statusReport struct {
 	Drover *control.Status `json:"drover"`
 }
 
-func statusCommand(args []string, stdout, stderr io.Writer) int {
-	fs, asJSON, controlFlag := statusFlags()
-	pos, code, ok := parseInterleaved(statusCmd(), fs, args, stdout, stderr)
-	if !ok {
-		return code
-	}
+func statusCommand(asJSON bool, controlFlag string, pos []string, stdout, stderr io.Writer) int {
 	if len(pos) > 1 {
 		fmt.Fprintf(stderr, "drover status: one UNIT at most, got %q\n", pos)
 		return exitUsage
@@ -78,7 +79,7 @@ func statusCommand(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 
 	var report statusReport
-	path := controlPath(*controlFlag)
+	path := controlPath(controlFlag)
 	if len(pos) == 1 {
 		u, sock, err := unitControl(ctx, pos[0])
 		if err != nil && u.LoadState == "" {
@@ -88,18 +89,18 @@ func statusCommand(args []string, stdout, stderr io.Writer) int {
 		report.Unit = &u
 		if err != nil && errors.Is(err, errNotDrover) {
 			fmt.Fprintf(stderr, "drover status: %v\n", err)
-			printReport(stdout, report, *asJSON)
+			printReport(stdout, report, asJSON)
 			return 1
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "drover status: %v\n", err)
 			return 1
 		}
-		if *controlFlag == "" {
+		if controlFlag == "" {
 			path = sock
 		}
 		if !running(u) {
-			printReport(stdout, report, *asJSON)
+			printReport(stdout, report, asJSON)
 			return exitNotRunning
 		}
 	}
@@ -114,12 +115,12 @@ func statusCommand(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "drover status: %v\n", explainControlError(err))
 		if report.Unit != nil {
-			printReport(stdout, report, *asJSON)
+			printReport(stdout, report, asJSON)
 		}
 		return 1
 	}
 	report.Drover = resp.Status
-	printReport(stdout, report, *asJSON)
+	printReport(stdout, report, asJSON)
 	return 0
 }
 
@@ -218,47 +219,49 @@ func humanBytes(n int64) string {
 	return fmt.Sprint(n)
 }
 
-func scaleCmd() command {
-	return command{
-		name:     "scale",
-		synopsis: "[--control PATH] UNIT N|+N|-N",
-		summary:  "change the number of workers at runtime",
-		doc: `Sets the number of workers of a running drover to N, or adds or removes
+func scaleCmd() *cobra.Command {
+	fs, controlFlag := scaleFlags()
+	c := &cobra.Command{
+		Use:   "scale [--control PATH] UNIT N|+N|-N",
+		Short: "change the number of workers at runtime",
+		Long: `Sets the number of workers of a running drover to N, or adds or removes
 some. New workers are gated on readiness like any other; removed ones drain
 (the highest slots go first). The count is kept across reloads but not
 across a restart of the service: to make it permanent, set --workers in the
 unit (systemctl edit UNIT). Refused while a start or reload is under way.
 With --control, UNIT may be given as "-".`,
-		flags: func() *flag.FlagSet { fs, _ := scaleFlags(); return fs },
-		run:   scaleCommand,
+		// drover scale myapp -2 removes two workers.
+		Annotations:       map[string]string{annotationNegativeArgs: "true"},
+		ValidArgsFunction: completeUnit,
+		RunE: func(c *cobra.Command, args []string) error {
+			return exitWith(scaleCommand(*controlFlag, args, c.OutOrStdout(), c.ErrOrStderr()))
+		},
 	}
+	c.Flags().AddFlagSet(fs)
+	return c
 }
 
-func scaleFlags() (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet("drover scale", flag.ContinueOnError)
+func scaleFlags() (*pflag.FlagSet, *string) {
+	fs := pflag.NewFlagSet("drover scale", pflag.ContinueOnError)
 	controlFlag := fs.String("control", "", "drover's control socket, instead of finding it through UNIT")
 	return fs, controlFlag
 }
 
-func scaleCommand(args []string, stdout, stderr io.Writer) int {
-	fs, controlFlag := scaleFlags()
-	if code, ok := parseFlags(scaleCmd(), fs, args, stdout, stderr); !ok {
-		return code
-	}
-	if fs.NArg() != 2 {
+func scaleCommand(controlFlag string, args []string, stdout, stderr io.Writer) int {
+	if len(args) != 2 {
 		fmt.Fprintln(stderr, "drover scale: want UNIT and a count: drover scale myapp 4 (or +1, -1)")
 		return exitUsage
 	}
-	count := fs.Arg(1)
+	count := args[1]
 	if _, _, err := control.ParseScale(count); err != nil {
 		fmt.Fprintf(stderr, "drover scale: %v\n", err)
 		return exitUsage
 	}
-	path := *controlFlag
+	path := controlFlag
 	if path == "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		u, sock, err := unitControl(ctx, fs.Arg(0))
+		u, sock, err := unitControl(ctx, args[0])
 		if err == nil && !running(u) {
 			err = fmt.Errorf("%s is not running (%s)", u.Name, u.ActiveState)
 		}

@@ -52,6 +52,29 @@ func (m fakeManager) Reload() *dbus.Error {
 	return nil
 }
 
+// fakeUnitStatus is one entry of Manager.ListUnits: a(ssssssouso).
+type fakeUnitStatus struct {
+	Name, Description, LoadState, ActiveState, SubState, Followed string
+	Path                                                          dbus.ObjectPath
+	JobID                                                         uint32
+	JobType                                                       string
+	JobPath                                                       dbus.ObjectPath
+}
+
+// ListUnits lists every unit of the fake, as systemd lists the units it
+// has loaded (and those it could not find but something refers to).
+func (m fakeManager) ListUnits() ([]fakeUnitStatus, *dbus.Error) {
+	var list []fakeUnitStatus
+	for name, ifaces := range m.f.units {
+		str := func(k string) string { s, _ := ifaces["org.freedesktop.systemd1.Unit"][k].Value().(string); return s }
+		list = append(list, fakeUnitStatus{
+			Name: name, LoadState: str("LoadState"), ActiveState: str("ActiveState"), SubState: str("SubState"),
+			Path: unitObjectPath(name), JobPath: "/",
+		})
+	}
+	return list, nil
+}
+
 // unitObjectPath escapes a unit name as systemd does for its object paths.
 func unitObjectPath(name string) dbus.ObjectPath {
 	var b strings.Builder

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,16 +14,19 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/droverd/drover/cmd/drover/top"
 	"github.com/droverd/drover/supervisor/control"
 )
 
-func topCmd() command {
-	return command{
-		name:     "top",
-		synopsis: "[--control PATH] [--interval D] [UNIT]",
-		summary:  "a live screen of a unit run by drover: workers, CPU, reloads, logs",
-		doc: `Shows a full screen, refreshed every second: the unit's state and drover's
+func topCmd() *cobra.Command {
+	fs, controlFlag, interval := topFlags()
+	c := &cobra.Command{
+		Use:   "top [--control PATH] [--interval D] [UNIT]",
+		Short: "a live screen of a unit run by drover: workers, CPU, reloads, logs",
+		Long: `Shows a full screen, refreshed every second: the unit's state and drover's
 status line (a reload's stage stands out while it runs), and per worker its
 slot, pid, generation, state, uptime, CPU% with the last 30 samples, RSS,
 restarts, recycles and its own STATUS= line; below, the workers' latest
@@ -36,33 +38,32 @@ UNIT and --control find drover as for drover status. What came from workers
 is shown with control characters escaped. Needs a terminal: on a pipe or a
 file it exits 1 (use drover status there). Exits 3 when the unit is not
 running, 1 on other errors.`,
-		flags: func() *flag.FlagSet { fs, _, _ := topFlags(); return fs },
-		run:   topCommand,
+		ValidArgsFunction: completeUnit,
+		RunE: func(c *cobra.Command, args []string) error {
+			return exitWith(topCommand(*controlFlag, *interval, args, c.OutOrStdout(), c.ErrOrStderr()))
+		},
 	}
+	c.Flags().AddFlagSet(fs)
+	return c
 }
 
-func topFlags() (*flag.FlagSet, *string, *time.Duration) {
-	fs := flag.NewFlagSet("drover top", flag.ContinueOnError)
+func topFlags() (*pflag.FlagSet, *string, *time.Duration) {
+	fs := pflag.NewFlagSet("drover top", pflag.ContinueOnError)
 	controlFlag := fs.String("control", "", "drover's control socket, instead of finding it through UNIT")
 	interval := fs.Duration("interval", time.Second, "time between refreshes")
 	return fs, controlFlag, interval
 }
 
-func topCommand(args []string, stdout, stderr io.Writer) int {
-	fs, controlFlag, interval := topFlags()
-	pos, code, ok := parseInterleaved(topCmd(), fs, args, stdout, stderr)
-	if !ok {
-		return code
-	}
+func topCommand(controlFlag string, interval time.Duration, pos []string, stdout, stderr io.Writer) int {
 	if len(pos) > 1 {
 		fmt.Fprintf(stderr, "drover top: one UNIT at most, got %q\n", pos)
 		return exitUsage
 	}
-	if *interval <= 0 {
-		fmt.Fprintf(stderr, "drover top: --interval %v: want a positive duration\n", *interval)
+	if interval <= 0 {
+		fmt.Fprintf(stderr, "drover top: --interval %v: want a positive duration\n", interval)
 		return exitUsage
 	}
-	src, code, err := newTopSource(pos, *controlFlag)
+	src, code, err := newTopSource(pos, controlFlag)
 	if err != nil {
 		fmt.Fprintf(stderr, "drover top: %v\n", err)
 		return code
@@ -72,7 +73,7 @@ func topCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "drover top: %v\n", top.ErrNoTerminal)
 		return 1
 	}
-	if err := top.Run(src, os.Stdin, out, top.Options{Interval: *interval}); err != nil {
+	if err := top.Run(src, os.Stdin, out, top.Options{Interval: interval}); err != nil {
 		fmt.Fprintf(stderr, "drover top: %v\n", err)
 		return 1
 	}
