@@ -42,7 +42,7 @@ const (
 // Long and its flags are its help and its section of the man page), added
 // here.
 func commands() []*cobra.Command {
-	return []*cobra.Command{runCmd(), reloadCmd(), statusCmd(), scaleCmd(), topCmd(), logsCmd(), initCmd(), completionCmd(), versionCmd(), manCmd()}
+	return []*cobra.Command{runCmd(), reloadCmd(), statusCmd(), scaleCmd(), topCmd(), logsCmd(), initCmd(), upgradeCmd(), upgradeCheckCmd(), completionCmd(), versionCmd(), manCmd()}
 }
 
 const intro = `drover runs any socket-activated server as one worker per CPU core on

@@ -163,6 +163,7 @@ func runCommand(o *runOptions, args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.TestHooks = os.Getenv("DROVER_TEST_HOOKS")
 	cfg.Version = version
+	cfg.Handover = supervisor.HandoverFromEnv()
 	cfg.RuntimeDir = runtimeDir()
 	cfg.ControlSocket = controlPath(o.control)
 

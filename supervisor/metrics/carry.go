@@ -25,13 +25,19 @@ func (m *Metrics) carriedVecs() map[string]*prometheus.CounterVec {
 	}
 }
 
-// Carried returns the counters' values.
+// Carried returns the counters' values. It gathers them alone, apart from
+// the registry, whose gauges would ask the event loop that calls this.
 func (m *Metrics) Carried() []Carried {
-	families, err := m.registry.Gather()
+	vecs := m.carriedVecs()
+	reg := prometheus.NewRegistry()
+	for _, v := range vecs {
+		reg.MustRegister(v)
+	}
+	reg.MustRegister(m.crashLoops)
+	families, err := reg.Gather()
 	if err != nil {
 		return nil
 	}
-	vecs := m.carriedVecs()
 	var out []Carried
 	for _, f := range families {
 		if _, ok := vecs[f.GetName()]; !ok && f.GetName() != "drover_crash_loops_total" {

@@ -155,7 +155,9 @@ func (o *Capture) Detach(flushWithin time.Duration) ([2]*os.File, error) {
 	}
 	for i, r := range o.readers {
 		if kept[i] != nil {
-			r.SetReadDeadline(time.Now())
+			if err := r.SetReadDeadline(time.Now()); err != nil {
+				return kept, fmt.Errorf("hand over worker output: stop reading: %w", err)
+			}
 		}
 	}
 	timer := time.NewTimer(flushWithin)
