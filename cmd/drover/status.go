@@ -189,6 +189,13 @@ func printReport(w io.Writer, r statusReport, asJSON bool) {
 	if r.Unit == nil {
 		fmt.Fprintf(w, "drover pid %d: %s\n", d.Pid, clean(d.StatusText))
 	}
+	if d.Version != "" {
+		fmt.Fprintf(w, "  drover %s", clean(d.Version))
+		if !d.Upgraded.IsZero() {
+			fmt.Fprintf(w, " · upgraded in place from %s at %s (%s ago)", clean(d.UpgradedFrom), d.Upgraded.Format(time.DateTime), time.Since(d.Upgraded).Round(time.Second))
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "  sockets: %s · command: %s\n\n", clean(strings.Join(d.Sockets, " ")), clean(strings.Join(d.Command, " ")))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SLOT\tPID\tGEN\tSTATE\tUPTIME\tRESTARTS\tCPU%\tRSS\tRECYCLED\tSTATUS")
