@@ -62,6 +62,7 @@ done
 x=$tmp/deb-drover
 check "drover.deb: drover version says $version" contains "$("$x/usr/bin/drover" version 2>&1)" "$version"
 check "drover.deb: units/ as examples" cmp -s units/myapp.service "$x/usr/share/doc/drover/examples/myapp.service"
+check "drover.deb: the node preload is the one drover embeds" cmp -s supervisor/nodejs/drover.js "$x/usr/lib/drover/node/drover.js"
 check "drover.deb: no maintainer scripts, no units" bash -c "! ls '$x/DEBIAN' | grep -q 'inst\|rm' && ! find '$x' -path '*/systemd/system/*' | grep -q ."
 x=$tmp/deb-myapp
 check "myapp.deb: depends on drover and init-system-helpers" bash -c "dpkg-deb -f '${deb[myapp]}' Depends | grep -q '^drover, init-system-helpers'"
@@ -88,6 +89,7 @@ for p in drover myapp; do
 	check "$p.rpm: man page is %doc" grep -qx "/usr/share/man/man1/$p.1.gz" <<<"$docs"
 	check "$p.rpm: copyright is %doc" grep -qx "/usr/share/doc/$p/copyright" <<<"$docs"
 done
+check "drover.rpm: -qpl has the node preload" bash -c "rpm -qpl '${rpm[drover]}' 2>/dev/null | grep -qx /usr/lib/drover/node/drover.js"
 check "drover.rpm: no scriptlets" test -z "$(rpm -qp --scripts "${rpm[drover]}" 2>/dev/null)"
 check "myapp.rpm: requires drover" bash -c "rpm -qp --requires '${rpm[myapp]}' 2>/dev/null | grep -qx drover"
 check "myapp.rpm: /etc/myapp/myapp.conf is %config(noreplace)" bash -c "rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' '${rpm[myapp]}' 2>/dev/null | grep -qx 'cn /etc/myapp/myapp.conf'"

@@ -66,6 +66,7 @@
   } catch (e) {
     warn('drover: DROVER_NODE_SOCKETS is not JSON: ' + e.message);
   }
+  if (!Array.isArray(inherited)) inherited = [];
   // A socket serves one listen per process: when a server on it closes,
   // Node closes the fd, so it cannot be handed out again.
   const used = new Set();

@@ -97,6 +97,9 @@ var Stripped = []string{envSockets, envStopSignal, envChannelFD, envChannelMode}
 // sockets, the stop signal, and the IPC channel at channelFD in Node's
 // JSON mode, the one fork uses by default.
 func Env(environ []string, preload string, socks []Socket, stopSignal string, channelFD int) []string {
+	if socks == nil {
+		socks = []Socket{} // [], not null
+	}
 	list, err := json.Marshal(socks)
 	if err != nil {
 		panic(err) // ints and strings
