@@ -226,7 +226,9 @@
   }
 
   // An app with its own listener for the signal decides itself when to
-  // exit, as it would without drover.
+  // exit, as it would without drover. No timer of our own bounds the
+  // drain: drover's --stop-timeout does, and its SIGKILL is logged as
+  // what it is, where an exit 0 of ours would pass for a clean drain.
   function exitWhenDone() {
     if (live.size === 0 && !appHandles) process.exit(0);
   }
