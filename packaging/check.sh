@@ -66,6 +66,7 @@ for f in /usr/share/bash-completion/completions/drover /usr/share/zsh/vendor-com
 done
 check "drover.deb: bash completion is valid bash" bash -n "$x/usr/share/bash-completion/completions/drover"
 check "drover.deb: units/ as examples" cmp -s units/myapp.service "$x/usr/share/doc/drover/examples/myapp.service"
+check "drover.deb: the node preload is the one drover embeds" cmp -s supervisor/nodejs/drover.js "$x/usr/lib/drover/node/drover.js"
 check "drover.deb: no maintainer scripts, no units" bash -c "! ls '$x/DEBIAN' | grep -q 'inst\|rm' && ! find '$x' -path '*/systemd/system/*' | grep -q ."
 x=$tmp/deb-myapp
 check "myapp.deb: depends on drover and init-system-helpers" bash -c "dpkg-deb -f '${deb[myapp]}' Depends | grep -q '^drover, init-system-helpers'"
@@ -96,6 +97,7 @@ list=$(rpm -qpl "${rpm[drover]}" 2>/dev/null)
 for f in /usr/share/bash-completion/completions/drover /usr/share/zsh/site-functions/_drover /usr/share/fish/vendor_completions.d/drover.fish; do
 	check "drover.rpm: -qpl has completion $f" grep -qx "$f" <<<"$list"
 done
+check "drover.rpm: -qpl has the node preload" bash -c "rpm -qpl '${rpm[drover]}' 2>/dev/null | grep -qx /usr/lib/drover/node/drover.js"
 check "drover.rpm: no scriptlets" test -z "$(rpm -qp --scripts "${rpm[drover]}" 2>/dev/null)"
 check "myapp.rpm: requires drover" bash -c "rpm -qp --requires '${rpm[myapp]}' 2>/dev/null | grep -qx drover"
 check "myapp.rpm: /etc/myapp/myapp.conf is %config(noreplace)" bash -c "rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' '${rpm[myapp]}' 2>/dev/null | grep -qx 'cn /etc/myapp/myapp.conf'"

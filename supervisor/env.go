@@ -48,10 +48,24 @@ func (r realEnv) launch(slot int, gen *generation, exited func(exit)) (int, erro
 	}
 	s := r.s
 	s.wg.Add(1)
+	var channelDone chan struct{}
+	if proc.channel != nil {
+		channelDone = make(chan struct{})
+		s.wg.Add(1)
+		go s.readChannel(proc, channelDone)
+	}
 	go func() {
 		defer s.wg.Done()
 		e := proc.wait()
 		s.cgroupOf.Delete(proc.pid)
+		if proc.channel != nil {
+			// The worker is gone, but a process it started may still
+			// hold the channel: closing drover's end ends the reader,
+			// and its last message reaches the loop before the exit
+			// does, so none can be taken for a later process's.
+			proc.channel.Close()
+			<-channelDone
+		}
 		exited(e)
 		// Output a worker's child still writes is forwarded until drover
 		// ends.

@@ -158,6 +158,9 @@ func New(cfg Config) (_ *Supervisor, err error) {
 	} else {
 		s.log.WithError(pinErr).Warn("no place to pin the worker command: a rollback will run what is on disk then")
 	}
+	if err := s.setupNode(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
