@@ -21,7 +21,7 @@ import (
 func initCmd() command {
 	return command{
 		name:     "init",
-		synopsis: "NAME --listen ADDR... [--metrics ADDR] [--user USER] [--jit|--no-jit] [--install [--force]] -- COMMAND [ARGS...]\n       drover init --from-pm2 FILE [--user USER] [--install [--force]]",
+		synopsis: "NAME --listen ADDR... [--metrics ADDR] [--user USER] [--jit|--no-jit] [--install [--force]] -- COMMAND [ARGS...] | --from-pm2 FILE [--install [--force]]",
 		summary:  "write NAME.socket and NAME.service for COMMAND",
 		doc: `Writes the unit pair for running COMMAND under drover, made from the
 commented, hardened myapp.socket and myapp.service drover ships: every
