@@ -75,7 +75,8 @@ bench-crash: build
 
 # Installs what the tests need on a fresh machine: the race detector wants
 # cgo (gcc), the lab wants systemd-nspawn and debootstrap, drover top's
-# test drives it in tmux.
+# test drives it in tmux, drover init --from-pm2's evaluates an
+# ecosystem.config.js with node.
 deps:
 	@need=""; \
 	command -v gcc >/dev/null || need="$$need gcc libc6-dev"; \
@@ -90,6 +91,7 @@ deps:
 	command -v dbus-daemon >/dev/null || need="$$need dbus-daemon"; \
 	command -v groff >/dev/null || need="$$need groff-base"; \
 	command -v tmux >/dev/null || need="$$need tmux"; \
+	command -v node >/dev/null || need="$$need nodejs"; \
 	if [ -n "$$need" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; fi
 	@test -x $$($(GO) env GOPATH)/bin/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	@test -x $(PROMETHEUS_DIR)/usr/bin/promtool || testdata/tools/unpack-deb.sh prometheus $(PROMETHEUS_DIR)

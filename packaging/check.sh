@@ -69,6 +69,7 @@ check "drover.deb: units/ as examples" cmp -s units/myapp.service "$x/usr/share/
 check "drover.deb: postinst only, no units" bash -c "test \"\$(ls '$x/DEBIAN' | grep 'inst\|rm')\" = postinst && ! find '$x' -path '*/systemd/system/*' | grep -q ."
 check "drover.deb: postinst is valid sh" sh -n "$x/DEBIAN/postinst"
 check "drover.deb: /etc/default/drover is a conffile" grep -qx /etc/default/drover "$x/DEBIAN/conffiles"
+check "drover.deb: the node preload is the one drover embeds" cmp -s supervisor/nodejs/drover.js "$x/usr/lib/drover/node/drover.js"
 x=$tmp/deb-myapp
 check "myapp.deb: depends on drover and init-system-helpers" bash -c "dpkg-deb -f '${deb[myapp]}' Depends | grep -q '^drover, init-system-helpers'"
 check "myapp.deb: shipped units are units/" bash -c "cmp -s units/myapp.socket '$x/usr/lib/systemd/system/myapp.socket' && cmp -s units/myapp.service '$x/usr/lib/systemd/system/myapp.service'"
@@ -99,6 +100,7 @@ for f in /usr/share/bash-completion/completions/drover /usr/share/zsh/site-funct
 	check "drover.rpm: -qpl has completion $f" grep -qx "$f" <<<"$list"
 done
 check "drover.rpm: posttrans runs drover upgrade --all" bash -c "rpm -qp --scripts '${rpm[drover]}' 2>/dev/null | grep -q 'drover upgrade --all'"
+check "drover.rpm: -qpl has the node preload" bash -c "rpm -qpl '${rpm[drover]}' 2>/dev/null | grep -qx /usr/lib/drover/node/drover.js"
 check "myapp.rpm: requires drover" bash -c "rpm -qp --requires '${rpm[myapp]}' 2>/dev/null | grep -qx drover"
 check "myapp.rpm: /etc/myapp/myapp.conf is %config(noreplace)" bash -c "rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' '${rpm[myapp]}' 2>/dev/null | grep -qx 'cn /etc/myapp/myapp.conf'"
 scripts=$(rpm -qp --scripts "${rpm[myapp]}" 2>/dev/null)

@@ -107,8 +107,11 @@ func (s *Supervisor) adoptWorkers(h *handover) {
 				s.cgroupOf.Store(w.pid, cg)
 			}
 		}
-		out := [2]*os.File{adoptFile(hw.Stdout, "stdout"), adoptFile(hw.Stderr, "stderr")}
-		s.env.adopt(w.pid, s.outputMeta(sl.id, w.pid, s.current.number), out, func(e exit) { s.post(evExited{w: w, exit: e}) })
+		files := adoptedFiles{
+			out:     [2]*os.File{adoptFile(hw.Stdout, "stdout"), adoptFile(hw.Stderr, "stderr")},
+			channel: adoptFile(hw.Channel, "node-channel"),
+		}
+		s.env.adopt(w.pid, s.outputMeta(sl.id, w.pid, s.current.number), files, func(e exit) { s.post(evExited{w: w, exit: e}) })
 		s.armLifetimeLeft(w)
 		s.armWatchdog(w)
 	}
@@ -131,21 +134,40 @@ func (s *Supervisor) armLifetimeLeft(w *worker) {
 	})
 }
 
+// adoptedFiles are the descriptors of a worker an earlier image started:
+// its output pipes (nil where the stream ended) and its Node channel.
+type adoptedFiles struct {
+	out     [2]*os.File
+	channel *os.File
+}
+
 // adopt watches a worker an earlier image started: its exit (it is our
-// child still, so wait4 reaps it) and its output.
-func (r realEnv) adopt(pid int, meta output.Meta, out [2]*os.File, exited func(exit)) {
+// child still, so wait4 reaps it), its output and its Node channel.
+func (r realEnv) adopt(pid int, meta output.Meta, files adoptedFiles, exited func(exit)) {
 	s := r.s
-	p := &process{pid: pid, cg: s.cgroupOfPid(pid), log: s.log.WithFields(logrus.Fields{"worker": meta.ID, "pid": pid})}
-	if out[0] != nil || out[1] != nil {
-		p.setCapture(output.Resume(out, meta, s.output, output.Limits{}))
+	p := &process{pid: pid, cg: s.cgroupOfPid(pid), channel: files.channel,
+		log: s.log.WithFields(logrus.Fields{"worker": meta.ID, "pid": pid})}
+	if files.out[0] != nil || files.out[1] != nil {
+		p.setCapture(output.Resume(files.out, meta, s.output, output.Limits{}))
 	}
 	s.procs.Store(pid, p)
+	var channelDone chan struct{}
+	if p.channel != nil {
+		channelDone = make(chan struct{})
+		s.wg.Add(1)
+		go s.readChannel(p, channelDone)
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		e := p.waitAdopted()
 		s.cgroupOf.Delete(pid)
 		s.procs.Delete(pid)
+		if p.channel != nil {
+			// As for a launched worker: its last messages before its exit.
+			p.channel.Close()
+			<-channelDone
+		}
 		exited(e)
 	}()
 }

@@ -89,6 +89,12 @@ type Config struct {
 	// executables); "" means the system's temp directory.
 	RuntimeDir string
 
+	// Node loads drover's preload into Node workers (package nodejs,
+	// README "Node"): listen() on an inherited socket's port serves on it,
+	// process.send('ready') counts as READY=1, the app drains on the stop
+	// signal, and its event loop sends the watchdog's heartbeat.
+	Node bool
+
 	// Journal sends worker output to journald (drover's stderr is the
 	// journal stream); otherwise it goes to drover's stdout and stderr,
 	// prefixed with the worker's slot and pid.

@@ -10,6 +10,7 @@
 //	control   the control socket: wire types, server, client
 //	procfs    /proc: readiness (does a worker wait on its sockets?), CPU, RSS
 //	cpus      how many CPUs this process may use (--workers auto)
+//	nodejs    Node workers (--node): the preload, its environment, the IPC channel
 //
 // Every worker receives the sockets exactly as systemd hands them to a single
 // service process: at fds 3.. in the same order, with LISTEN_FDS,
@@ -32,5 +33,6 @@
 // and rollbacks), scale.go, status.go (STATUS= and the snapshot),
 // control.go (answering the control socket), failure.go (why a worker
 // failed), env.go and spawn.go, pin.go, trampoline.go (launching),
-// probe.go (readiness polling), config.go.
+// probe.go (readiness polling), node.go (--node: the preload's
+// environment, the workers' IPC channels read into the loop), config.go.
 package supervisor

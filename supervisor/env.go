@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"context"
-	"os"
 	"syscall"
 
 	"github.com/sirupsen/logrus"
@@ -30,9 +29,8 @@ type env interface {
 	// killTree sends SIGKILL to the worker and everything it started.
 	killTree(pid int)
 	// adopt watches a worker an earlier drover image started (adopt.go):
-	// exited is called as for launch; out are its output pipes, nil
-	// where the stream has ended.
-	adopt(pid int, meta output.Meta, out [2]*os.File, exited func(exit))
+	// exited is called as for launch.
+	adopt(pid int, meta output.Meta, files adoptedFiles, exited func(exit))
 }
 
 // exit is how a worker process ended: status (failExit or failSignal),
@@ -56,11 +54,25 @@ func (r realEnv) launch(slot int, gen *generation, exited func(exit)) (int, erro
 	s := r.s
 	s.procs.Store(proc.pid, proc)
 	s.wg.Add(1)
+	var channelDone chan struct{}
+	if proc.channel != nil {
+		channelDone = make(chan struct{})
+		s.wg.Add(1)
+		go s.readChannel(proc, channelDone)
+	}
 	go func() {
 		defer s.wg.Done()
 		e := proc.wait()
 		s.cgroupOf.Delete(proc.pid)
 		s.procs.Delete(proc.pid)
+		if proc.channel != nil {
+			// The worker is gone, but a process it started may still
+			// hold the channel: closing drover's end ends the reader,
+			// and its last message reaches the loop before the exit
+			// does, so none can be taken for a later process's.
+			proc.channel.Close()
+			<-channelDone
+		}
 		exited(e)
 		// Output a worker's child still writes is forwarded until drover
 		// ends.

@@ -3,7 +3,6 @@ package supervisor
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync"
 	"syscall"
 	"testing"
@@ -74,7 +73,7 @@ func (f *fakeEnv) launch(slot int, gen *generation, exited func(exit)) (int, err
 
 // adopt is not used by the lifecycle tests: upgrades exec, so they are
 // tested with real drover processes (cmd/drover).
-func (f *fakeEnv) adopt(pid int, meta output.Meta, out [2]*os.File, exited func(exit)) {
+func (f *fakeEnv) adopt(pid int, meta output.Meta, files adoptedFiles, exited func(exit)) {
 	panic("fakeEnv: adopt")
 }
 

@@ -103,6 +103,8 @@ type handoverWorker struct {
 	Stdout int    `json:"stdout"`
 	Stderr int    `json:"stderr"`
 	Cgroup string `json:"cgroup,omitempty"` // its cgroup's name in drover's tree
+	// Channel is drover's end of its Node IPC channel (--node), -1: none.
+	Channel int `json:"channel"`
 }
 
 // readHandover reads the state an earlier image left in f.

@@ -135,6 +135,14 @@ func start(t *testing.T, cfg Config, reports string) *harness {
 // real ones).
 func startWith(t *testing.T, cfg Config, reports string, e env) *harness {
 	t.Helper()
+	return startPrepared(t, cfg, reports, e, nil)
+}
+
+// startPrepared is startWith with prepare (if not nil) called between New
+// and Run: a test can see the sockets New opened, and set the workers'
+// environment from them.
+func startPrepared(t *testing.T, cfg Config, reports string, e env, prepare func(*Supervisor)) *harness {
+	t.Helper()
 	logger, hook := logtest.NewNullLogger()
 	logger.SetLevel(logrus.DebugLevel)
 	cfg.Log = logger
@@ -147,6 +155,9 @@ func startWith(t *testing.T, cfg Config, reports string, e env) *harness {
 	h.sup = sup
 	if e != nil {
 		sup.env = e
+	}
+	if prepare != nil {
+		prepare(sup)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel

@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/droverd/drover/supervisor/cgroup"
+	"github.com/droverd/drover/supervisor/nodejs"
 	"github.com/droverd/drover/supervisor/output"
 	"github.com/droverd/drover/supervisor/proctree"
 )
@@ -41,6 +42,16 @@ var strippedEnv = map[string]bool{
 	// logger that trusts JOURNAL_STREAM would bypass drover and lose
 	// WORKER_ID.
 	"JOURNAL_STREAM": true,
+}
+
+func init() {
+	// drover's Node support sets them per worker (--node). Stripped even
+	// without it: NODE_CHANNEL_FD from whoever started drover names an fd
+	// the trampoline closes, and Node would open whatever a worker has
+	// at that number.
+	for _, k := range nodejs.Stripped {
+		strippedEnv[k] = true
+	}
 }
 
 // workerBaseEnv is environ without what belongs to drover.
@@ -124,6 +135,9 @@ type process struct {
 	pid int
 	// execStatus is the read end of the trampoline's status pipe.
 	execStatus *os.File
+	// channel is drover's end of a Node worker's IPC channel (--node),
+	// else nil.
+	channel *os.File
 	// out is its output; a failed upgrade replaces it (upgrade.go), so it
 	// is read through capture.
 	outMu sync.Mutex
@@ -134,19 +148,42 @@ type process struct {
 }
 
 // launch starts a worker through the trampoline with the sockets at fds
-// 3.., the exec status pipe right after them.
-func (s *Supervisor) launch(id int, gen *generation) (*process, error) {
+// 3.., then a Node worker's IPC channel (--node), then the exec status
+// pipe.
+//
+// The channel comes before the status pipe, not after: the trampoline
+// marks every fd from the status fd up close-on-exec, so the channel
+// stays open across its exec with no word to the trampoline, and nothing
+// else can slip through. LISTEN_FDS does not count it.
+func (s *Supervisor) launch(id int, gen *generation) (_ *process, err error) {
 	statusR, statusW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("start worker %d: status pipe: %w", id, err)
 	}
 	defer statusW.Close()
-	files := make([]*os.File, 0, len(s.sockets)+1)
+	files := make([]*os.File, 0, len(s.sockets)+2)
 	for _, sock := range s.sockets {
 		files = append(files, sock.File)
 	}
+	var channel *os.File
+	if s.cfg.Node {
+		workerEnd, droverEnd, err := nodejs.NewChannel()
+		if err != nil {
+			statusR.Close()
+			return nil, fmt.Errorf("start worker %d: %w", id, err)
+		}
+		// The worker has its copy once started; drover keeps only its end.
+		defer workerEnd.Close()
+		channel = droverEnd
+		defer func() {
+			if err != nil {
+				droverEnd.Close()
+			}
+		}()
+		files = append(files, workerEnd)
+	}
 	files = append(files, statusW)
-	statusFD := 3 + len(s.sockets)
+	statusFD := 2 + len(files)
 
 	cg, cgDir := s.workerCgroup(id), "-"
 	if cg != nil {
@@ -192,7 +229,7 @@ func (s *Supervisor) launch(id int, gen *generation) (*process, error) {
 		s.cgroupOf.Store(cmd.Process.Pid, cg)
 	}
 	out.Start(s.outputMeta(id, cmd.Process.Pid, gen.number), s.output, output.Limits{})
-	return &process{cmd: cmd, pid: cmd.Process.Pid, execStatus: statusR, out: out, cg: cg,
+	return &process{cmd: cmd, pid: cmd.Process.Pid, execStatus: statusR, channel: channel, out: out, cg: cg,
 		log: s.log.WithFields(logrus.Fields{"worker": id, "pid": cmd.Process.Pid, "generation": gen.number})}, nil
 }
 

@@ -160,6 +160,9 @@ func New(cfg Config) (_ *Supervisor, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.setupNode(); err != nil {
+		return nil, err
+	}
 	s.openCgroups()
 	s.writeExecuteDenied = writeExecuteDenied()
 	return s, nil

@@ -272,8 +272,18 @@ func (s *Supervisor) handOverSlots(h *handover, kept *keptFDs) ([]detachedOutput
 			RecycleBackoff: sl.recycleBackoff, LastFailure: int(sl.lastFailure),
 			Worker: handoverWorker{
 				Pid: w.pid, Started: w.started, ReadyAt: w.readyAt, Status: w.status, LastPing: w.lastPing,
-				WatchdogInterval: w.watchdogInterval, Memory: w.memory, Stdout: -1, Stderr: -1,
+				WatchdogInterval: w.watchdogInterval, Memory: w.memory, Stdout: -1, Stderr: -1, Channel: -1,
 			},
+		}
+		if p := s.processOf(w.pid); p != nil && p.channel != nil {
+			fd, err := rawFD(p.channel)
+			if err == nil {
+				err = kept.keep(fd)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("hand over worker %d's node channel: %w", sl.id, err)
+			}
+			hs.Worker.Channel = fd
 		}
 		if cg := s.cgroupOfPid(w.pid); cg != nil {
 			hs.Worker.Cgroup = cg.Name()

@@ -23,7 +23,7 @@ import (
 func initCmd() *cobra.Command {
 	fs, o := initFlags()
 	c := &cobra.Command{
-		Use:   "init NAME --listen ADDR... [--metrics ADDR] [--user USER] [--install [--force]] -- COMMAND [ARGS...]",
+		Use:   "init NAME --listen ADDR... [--metrics ADDR] [--user USER] [--jit|--no-jit] [--install [--force]] -- COMMAND [ARGS...] | --from-pm2 FILE [--install [--force]]",
 		Short: "write NAME.socket and NAME.service for COMMAND",
 		Long: `Writes the unit pair for running COMMAND under drover, made from the
 commented, hardened myapp.socket and myapp.service drover ships: every
@@ -35,7 +35,18 @@ existing units without --force.
 
 --metrics ADDR adds NAME-metrics.socket, a socket of drover's own for
 Prometheus (FileDescriptorName=metrics, kept from the workers), and runs
-drover with --metrics-socket metrics: scrape http://ADDR/metrics.`,
+drover with --metrics-socket metrics: scrape http://ADDR/metrics.
+
+For a program with a JIT (node, java, dotnet, luajit, pypy, php, ..., by
+name, symlink target or shebang) the service leaves MemoryDenyWriteExecute=
+out, which the JIT cannot run under; --jit and --no-jit override the guess.
+A Node.js command also gets drover run --node.
+
+--from-pm2 FILE writes the units of every app in a PM2 ecosystem file
+(ecosystem.config.js, evaluated with node, .json or .yaml): the socket on
+its PORT, the service with its command, cwd, env and drover run flags from
+its options, and NAME-reload.timer for cron_restart. What it cannot map is
+listed on stderr with what to do instead.`,
 		// COMMAND's own flags are never drover's, with or without "--".
 		Annotations: map[string]string{annotationCommandAt: "1"},
 		RunE: func(c *cobra.Command, args []string) error {
@@ -54,6 +65,15 @@ type initOptions struct {
 	install bool
 	force   bool
 	unitDir string
+	jit     bool // --jit: leave MemoryDenyWriteExecute= out
+	noJIT   bool // --no-jit: keep it, whatever the command
+	fromPM2 string
+	// Set by drover init itself, from the command or a PM2 app.
+	runFlags   []string // drover run's flags, before "--"
+	dir        string   // WorkingDirectory=
+	env        []string // Environment=, KEY=VALUE
+	envSource  string   // what the comment above them names
+	jitComment string   // replaces MemoryDenyWriteExecute=; "" keeps it
 }
 
 func initFlags() (*pflag.FlagSet, *initOptions) {
@@ -89,6 +109,9 @@ func initFlags() (*pflag.FlagSet, *initOptions) {
 	fs.BoolVar(&o.install, "install", false, "write the units to --unit-dir and reload systemd's configuration")
 	fs.BoolVar(&o.force, "force", false, "with --install, overwrite existing units")
 	fs.StringVar(&o.unitDir, "unit-dir", "/etc/systemd/system", "where --install writes the units")
+	fs.BoolVar(&o.jit, "jit", false, "the command has a JIT: leave MemoryDenyWriteExecute= out (guessed for node, java, ...)")
+	fs.BoolVar(&o.noJIT, "no-jit", false, "keep MemoryDenyWriteExecute=yes even for a command that looks like a JIT")
+	fs.StringVar(&o.fromPM2, "from-pm2", "", "write the units of every app in this PM2 ecosystem `FILE` (.js, .json, .yaml) instead of NAME's")
 	return fs, o
 }
 
@@ -115,6 +138,13 @@ var unitNameRE = regexp.MustCompile(`^[A-Za-z0-9:_.\\-]+$`)
 // worker command, dash the index of the first argument after "--" (-1 for
 // none; normalizeArgs puts one before the command).
 func initCommand(o *initOptions, args []string, dash int, stdout, stderr io.Writer) int {
+	if o.fromPM2 != "" {
+		name, rest := "", args
+		if len(args) > 0 && dash != 0 {
+			name, rest = args[0], args[1:]
+		}
+		return initFromPM2(name, rest, o, stdout, stderr)
+	}
 	if len(args) == 0 || dash == 0 {
 		fmt.Fprintln(stderr, "drover init: want NAME first: drover init myapp --listen 8080 -- /usr/bin/myapp")
 		return exitUsage
@@ -132,15 +162,10 @@ func initCommand(o *initOptions, args []string, dash int, stdout, stderr io.Writ
 		fmt.Fprintln(stderr, "drover init: no command: drover init NAME --listen ADDR -- COMMAND [ARGS...]")
 		return exitUsage
 	}
-	path, err := exec.LookPath(command[0])
-	if err == nil {
-		path, err = filepath.Abs(path)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "drover init: command %q: %v\n", command[0], errors.Unwrap(err))
+	if err := o.resolveCommand(command); err != nil {
+		fmt.Fprintf(stderr, "drover init: %v\n", err)
 		return exitUsage
 	}
-	command[0] = path
 	drover, err := os.Executable()
 	if err != nil {
 		fmt.Fprintf(stderr, "drover init: find drover's own path: %v\n", err)
@@ -150,7 +175,36 @@ func initCommand(o *initOptions, args []string, dash int, stdout, stderr io.Writ
 		fmt.Fprintf(stderr, "drover init: --listen %s=...: the name %q is drover's, for --metrics\n", metricsFDName, metricsFDName)
 		return exitUsage
 	}
-	files := renderUnits(name, drover, command, o)
+	sockets := name + ".socket"
+	if o.metrics != "" {
+		sockets += " " + name + "-metrics.socket"
+	}
+	return emitUnits(renderUnits(name, drover, command, o), sockets, o, stdout, stderr)
+}
+
+// resolveCommand makes command[0] an absolute path, as ExecStart= wants
+// it, and decides from it drover run --node and MemoryDenyWriteExecute=.
+func (o *initOptions) resolveCommand(command []string) error {
+	path, err := exec.LookPath(command[0])
+	if err == nil {
+		path, err = filepath.Abs(path)
+	}
+	if err != nil {
+		return fmt.Errorf("command %q: %w", command[0], errors.Unwrap(err))
+	}
+	command[0] = path
+	p := inspectProgram(path)
+	if p.node {
+		o.runFlags = append(o.runFlags, "--node")
+	}
+	o.jitComment, err = jitComment(p, o)
+	return err
+}
+
+// emitUnits prints the units, or with --install writes them (none unless
+// all can be) and reloads systemd's configuration; enable is what to
+// enable to start serving.
+func emitUnits(files []unitFile, enable string, o *initOptions, stdout, stderr io.Writer) int {
 	if !o.install {
 		for i, f := range files {
 			if i > 0 {
@@ -186,11 +240,7 @@ func initCommand(o *initOptions, args []string, dash int, stdout, stderr io.Writ
 		fmt.Fprintf(stderr, "drover init: %v (run systemctl daemon-reload yourself)\n", err)
 		return 1
 	}
-	sockets := name + ".socket"
-	if o.metrics != "" {
-		sockets += " " + name + "-metrics.socket"
-	}
-	fmt.Fprintf(stdout, "systemd reloaded its configuration; start serving with: systemctl enable --now %s\n", sockets)
+	fmt.Fprintf(stdout, "systemd reloaded its configuration; start serving with: systemctl enable --now %s\n", enable)
 	return 0
 }
 
@@ -230,7 +280,18 @@ func renderUnits(name, drover string, command []string, o *initOptions) []unitFi
 			if o.metrics != "" {
 				flags = " --metrics-socket " + metricsFDName
 			}
-			l = "ExecStart=" + systemdQuote(drover) + " run" + flags + " -- " + quoteAll(command)
+			if len(o.runFlags) > 0 {
+				flags += " " + quoteAll(o.runFlags)
+			}
+			lines = append(lines, "ExecStart="+systemdQuote(drover)+" run"+flags+" -- "+quoteAll(command))
+			lines = append(lines, serviceEnv(o)...)
+			continue
+		case strings.HasPrefix(l, "MemoryDenyWriteExecute=") && o.jitComment != "":
+			for len(lines) > 0 && strings.HasPrefix(lines[len(lines)-1], "#") {
+				lines = lines[:len(lines)-1] // the template's advice to remove it
+			}
+			lines = append(lines, o.jitComment)
+			continue
 		case o.metrics != "" && (l == "Requires="+name+".socket" || l == "After="+name+".socket"):
 			l += " " + name + "-metrics.socket"
 		case o.metrics != "" && l == "[Service]":
@@ -251,6 +312,29 @@ func renderUnits(name, drover string, command []string, o *initOptions) []unitFi
 		files = append(files, unitFile{name + "-metrics.socket", metricsSocketUnit(name, o.metrics)})
 	}
 	return files
+}
+
+// serviceEnv is WorkingDirectory= and Environment= for the service, after
+// ExecStart=.
+func serviceEnv(o *initOptions) []string {
+	if o.dir == "" && len(o.env) == 0 {
+		return nil
+	}
+	lines := []string{"# From " + o.envSource + "."}
+	if o.dir != "" {
+		// Taken to the end of the line, unquoted; % is a specifier.
+		lines = append(lines, "WorkingDirectory="+strings.ReplaceAll(o.dir, "%", "%%"))
+	}
+	for _, kv := range o.env {
+		lines = append(lines, "Environment="+envQuote(kv))
+	}
+	return lines
+}
+
+// envQuote quotes one Environment= assignment: systemd unquotes it and
+// reads C escapes and % specifiers, but expands no $ there.
+func envQuote(kv string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, `%`, `%%`, "\n", `\n`).Replace(kv) + `"`
 }
 
 // metricsSocketUnit is NAME-metrics.socket: drover's own socket for

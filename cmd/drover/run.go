@@ -42,6 +42,7 @@ type runOptions struct {
 	logFormat    string
 	logIdent     string
 	logLevel     string
+	node         bool
 }
 
 func runFlags() (*pflag.FlagSet, *runOptions) {
@@ -64,6 +65,7 @@ func runFlags() (*pflag.FlagSet, *runOptions) {
 	fs.DurationVar(&o.minUptime, "min-uptime", time.Second, "a worker that fails after being ready this long is restarted at once; quicker failures back off")
 	fs.IntVar(&o.maxFailures, "max-failures", 5, "this many failures of one worker slot within --failure-window is a crash loop: drover stops and exits 1")
 	fs.DurationVar(&o.window, "failure-window", time.Minute, "window for --max-failures")
+	fs.BoolVar(&o.node, "node", false, "the workers are Node apps: drover's preload makes listen(PORT) serve on the inherited socket of that port, process.send('ready') count as READY=1, the stop signal drain the app's servers, and the event loop ping --worker-watchdog")
 	fs.StringVar(&o.reloadBatch, "reload-batch", "1", "how many new workers start at once during a reload: a count or a percentage (25%)")
 	o.health.flags(fs)
 	o.metrics.flags(fs)
@@ -222,6 +224,7 @@ func (o *runOptions) config(command []string) (supervisor.Config, error) {
 		MinUptime:     o.minUptime,
 		MaxFailures:   o.maxFailures,
 		FailureWindow: o.window,
+		Node:          o.node,
 	}
 	o.metrics.apply(&cfg)
 	return cfg, o.health.apply(&cfg)

@@ -47,7 +47,7 @@ type Report struct {
 	// itself to read them) to its readlink target.
 	Fds map[int]string `json:"fds"`
 	// Env holds LISTEN_*, NOTIFY_SOCKET, WATCHDOG_*, DROVER_*, JOURNAL_STREAM,
-	// SYSTEMD_EXEC_PID and FDSTORE.
+	// SYSTEMD_EXEC_PID, FDSTORE and NODE_* (drover run --node).
 	Env map[string]string `json:"env"`
 }
 
@@ -136,7 +136,7 @@ func takeReport() Report {
 	}
 	for _, kv := range os.Environ() {
 		k, v, _ := strings.Cut(kv, "=")
-		for _, p := range []string{"LISTEN_", "NOTIFY_SOCKET", "WATCHDOG_", "DROVER_", "JOURNAL_STREAM", "SYSTEMD_EXEC_PID", "FDSTORE"} {
+		for _, p := range []string{"LISTEN_", "NOTIFY_SOCKET", "WATCHDOG_", "DROVER_", "JOURNAL_STREAM", "SYSTEMD_EXEC_PID", "FDSTORE", "NODE_"} {
 			if strings.HasPrefix(k, p) {
 				r.Env[k] = v
 			}
