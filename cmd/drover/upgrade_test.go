@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/droverd/drover/supervisor/control"
+	"github.com/droverd/drover/testdata/testbin"
 )
 
 // buildDrover builds drover with a version stamp.
@@ -35,11 +37,16 @@ type upgradeRig struct {
 
 func startUpgradeRig(t *testing.T, flags ...string) *upgradeRig {
 	t.Helper()
+	return startUpgradeRigCmd(t, "127.0.0.1:0", []string{bin.example}, flags...)
+}
+
+func startUpgradeRigCmd(t *testing.T, listen string, command []string, flags ...string) *upgradeRig {
+	t.Helper()
 	dir := t.TempDir()
 	r := &upgradeRig{drover: filepath.Join(dir, "drover"), control: filepath.Join(dir, "control.sock")}
 	install(t, bin.drover, r.drover)
-	args := append([]string{"run", "--listen", "127.0.0.1:0", "--workers", "2", "--control", r.control}, flags...)
-	r.p = startProcess(t, r.drover, append(args, "--", bin.example)...)
+	args := append([]string{"run", "--listen", listen, "--workers", "2", "--control", r.control}, flags...)
+	r.p = startProcess(t, r.drover, append(append(args, "--"), command...)...)
 	r.addr = regexp.MustCompile(`sockets="?([0-9.:]+)`).FindStringSubmatch(r.p.stderr.waitFor(t, "starting workers"))[1]
 	r.p.stderr.waitFor(t, "all 2 workers ready")
 	return r
@@ -202,4 +209,41 @@ func TestUpgradeRefusedWhileBusy(t *testing.T) {
 	if err == nil || !strings.Contains(out, "is not ready (starting or backing off)") {
 		t.Errorf("upgrade during a backoff: %v %q", err, out)
 	}
+}
+
+// Node workers keep their IPC channel across the upgrade: with
+// --worker-watchdog, their heartbeats reach the new image (none is taken
+// for hung) and they still serve.
+func TestUpgradeNodeWorkers(t *testing.T) {
+	node := testbin.Tool(t, "node")
+	addr := freePort(t)
+	_, port, _ := strings.Cut(addr, ":")
+	t.Setenv("PORT", port) // plain.js listens on $PORT, as a PM2 app would
+	r := startUpgradeRigCmd(t, addr, []string{node, "../../testdata/node-apps/plain.js"}, "--node", "--worker-watchdog", "1s")
+	before := r.status(t)
+	if out, err := r.upgrade(t); err != nil {
+		t.Fatalf("drover upgrade: %v\n%s", err, out)
+	}
+	// Heartbeats reach the new image: each worker pings after it took
+	// over, twice over (a lost channel would make them hung in 1s).
+	var after *control.Status
+	for range 2 {
+		mark := time.Now()
+		after = r.waitStatus(t, func(st *control.Status) bool {
+			for _, p := range st.Processes {
+				if !p.LastPing.After(mark) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	if after.Pid != before.Pid || !slices.Equal(pids(after), pids(before)) || after.Restarts != 0 || after.Ready != 2 {
+		t.Errorf("node workers after the upgrade: %+v (before %v)", after, pids(before))
+	}
+	resp, err := http.Get("http://" + r.addr + "/")
+	if err != nil {
+		t.Fatalf("GET after the upgrade: %v", err)
+	}
+	resp.Body.Close()
 }
