@@ -47,6 +47,10 @@ func run(drainFor time.Duration) error {
 	}
 
 	pid := os.Getpid()
+	if every, err := time.ParseDuration(os.Getenv("EXAMPLE_TICK")); err == nil && every > 0 {
+		// Numbered lines, so a test can tell a lost or doubled log line.
+		go tick(every)
+	}
 	var draining atomic.Bool
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -95,4 +99,12 @@ func run(drainFor time.Duration) error {
 	}
 	serving.Wait()
 	return nil
+}
+
+// tick writes "tick N" to stdout every interval, N counting from 1.
+func tick(every time.Duration) {
+	for n := 1; ; n++ {
+		fmt.Printf("tick %d\n", n)
+		time.Sleep(every)
+	}
 }

@@ -29,8 +29,11 @@ type droverStatus struct {
 		NRestarts   int    `json:"n_restarts"`
 	} `json:"unit"`
 	Drover *struct {
-		Pid        int    `json:"pid"`
-		State      string `json:"state"`
+		Pid          int       `json:"pid"`
+		Version      string    `json:"version"`
+		Upgraded     time.Time `json:"upgraded"`
+		UpgradedFrom string    `json:"upgraded_from"`
+		State        string    `json:"state"`
 		StatusText string `json:"status_text"`
 		Generation int    `json:"generation"`
 		Workers    int    `json:"workers"`

@@ -187,6 +187,7 @@ var pkgSteps = []struct {
 }{
 	{"install", pkgInstall},
 	{"upgrade-under-load", pkgUpgradeUnderLoad},
+	{"drover-upgrade", pkgDroverUpgrade},
 	{"remove", pkgRemove},
 	{"purge", pkgPurge},
 }
@@ -270,18 +271,7 @@ func pkgUpgradeUnderLoad(p *pkgLab, b *box) {
 		b.t.Errorf("the load generator ended by itself (%s) before the test stopped it", why)
 	}
 
-	var lines []string
-	for i := 0; i <= after; i++ {
-		ph := ld.Phase(i)
-		lines = append(lines, ph.name+":")
-		for c, name := range clientNames {
-			lines = append(lines, fmt.Sprintf("  %-10s %s", name, ph.clients[c]))
-			if ph.clients[c].failed+ph.clients[c].connErrs > 0 {
-				b.t.Errorf("%s: %s client: %d failed requests, %d connection errors (%s)", ph.name, name, ph.clients[c].failed, ph.clients[c].connErrs, countList(ph.clients[c].errs))
-			}
-		}
-	}
-	b.t.Logf("requests per phase:\n%s", strings.Join(lines, "\n"))
+	b.failedRequests(ld, after)
 	ph := ld.Phase(after)
 	for c, name := range clientNames {
 		if ph.clients[c].ok == 0 {
