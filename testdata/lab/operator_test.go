@@ -34,14 +34,14 @@ type droverStatus struct {
 		Upgraded     time.Time `json:"upgraded"`
 		UpgradedFrom string    `json:"upgraded_from"`
 		State        string    `json:"state"`
-		StatusText string `json:"status_text"`
-		Generation int    `json:"generation"`
-		Workers    int    `json:"workers"`
-		Ready      int    `json:"ready"`
-		Restarts   int    `json:"restarts"`
-		Recycles   int    `json:"recycles"`
-		Reloads    int    `json:"reloads"`
-		Processes  []struct {
+		StatusText   string    `json:"status_text"`
+		Generation   int       `json:"generation"`
+		Workers      int       `json:"workers"`
+		Ready        int       `json:"ready"`
+		Restarts     int       `json:"restarts"`
+		Recycles     int       `json:"recycles"`
+		Reloads      int       `json:"reloads"`
+		Processes    []struct {
 			Slot        int       `json:"slot"`
 			Pid         int       `json:"pid"`
 			Generation  int       `json:"generation"`

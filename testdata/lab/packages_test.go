@@ -327,16 +327,18 @@ func pkgRemove(p *pkgLab, b *box) {
 	}
 }
 
-// pkgPurge: apt-get purge removes the conffile, and the postrm removes the
-// enable links and deb-systemd-helper's record of them.
+// pkgPurge: apt-get purge removes the conffiles, and myapp's postrm removes
+// the enable links and deb-systemd-helper's record of them.
 func pkgPurge(p *pkgLab, b *box) {
 	b.sh("ls", "/etc/systemd/system/sockets.target.wants/")
-	b.long("apt-get", "purge", "-y", "myapp")
-	if _, code := b.try("dpkg-query", "-W", "-f", "${Status}", "myapp"); code == 0 {
-		b.t.Errorf("after purge, dpkg still knows myapp")
+	b.long("apt-get", "purge", "-y", "myapp", "drover")
+	for _, pkg := range []string{"myapp", "drover"} {
+		if _, code := b.try("dpkg-query", "-W", "-f", "${Status}", pkg); code == 0 {
+			b.t.Errorf("after purge, dpkg still knows %s", pkg)
+		}
 	}
 	for _, path := range []string{
-		"/etc/myapp",
+		"/etc/myapp", "/etc/default/drover",
 		"/etc/systemd/system/sockets.target.wants/myapp.socket",
 		"/var/lib/systemd/deb-systemd-helper-enabled/myapp.socket.dsh-also",
 		"/var/lib/systemd/deb-systemd-helper-enabled/myapp.service.dsh-also",

@@ -1,7 +1,9 @@
 package lab
 
 import (
+	"context"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -22,9 +24,12 @@ const tickDropIn = "/etc/systemd/system/myapp.service.d/lab-tick.conf"
 // serving with the same workers.
 func pkgDroverUpgrade(p *pkgLab, b *box) {
 	b.write(tickDropIn, "# Written by the drover lab.\n[Service]\nEnvironment=EXAMPLE_TICK=20ms\n")
+	// Not b.quiet: the test's context is done by the time cleanups run.
 	b.t.Cleanup(func() {
-		b.quiet("rm", "-f", tickDropIn)
-		b.quiet("systemctl", "daemon-reload")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		b.m.Output(ctx, "rm", "-rf", filepath.Dir(tickDropIn))
+		b.m.Output(ctx, "systemctl", "daemon-reload")
 	})
 	b.sh("systemctl", "daemon-reload")
 	b.sh("systemctl", "restart", "myapp.service")
