@@ -2,10 +2,8 @@ package supervisor
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -159,23 +157,6 @@ func (k keptFDs) restore() {
 	for _, fd := range k {
 		unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
 	}
-}
-
-// rawFD is f's descriptor, read without putting f in blocking mode (as
-// Fd would, on a file description the netpoller shares).
-func rawFD(c syscall.Conn) (int, error) {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	fd := -1
-	if err := raw.Control(func(f uintptr) { fd = int(f) }); err != nil {
-		return -1, err
-	}
-	if fd < 0 {
-		return -1, errors.New("no descriptor")
-	}
-	return fd, nil
 }
 
 // adoptFile is the descriptor n of the state as a file, nil for -1.

@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/droverd/drover/supervisor/output"
+	"github.com/droverd/drover/supervisor/sockets"
 )
 
 // An upgrade re-executes the drover binary now on disk in this process:
@@ -187,7 +188,7 @@ func (s *Supervisor) prepareHandover() (*handover, keptFDs, []detachedOutput, er
 		Counters: s.metrics.Carried(),
 	}
 	keep := func(c syscall.Conn, name, addr, unlink string) (handoverSocket, error) {
-		fd, err := rawFD(c)
+		fd, err := sockets.FD(c)
 		if err == nil {
 			err = kept.keep(fd)
 		}
@@ -237,7 +238,7 @@ func (s *Supervisor) prepareHandover() (*handover, keptFDs, []detachedOutput, er
 
 func (s *Supervisor) handOverPins(h *handover, kept *keptFDs) error {
 	if s.pinLock != nil {
-		fd, err := rawFD(s.pinLock)
+		fd, err := sockets.FD(s.pinLock)
 		if err == nil {
 			err = kept.keep(fd)
 		}
@@ -249,7 +250,7 @@ func (s *Supervisor) handOverPins(h *handover, kept *keptFDs) error {
 	exe := s.current.exe
 	h.Generation = handoverGen{Number: s.current.number, Path: exe.path, FD: -1, Link: exe.link}
 	if exe.file != nil {
-		fd, err := rawFD(exe.file)
+		fd, err := sockets.FD(exe.file)
 		if err == nil {
 			err = kept.keep(fd)
 		}
@@ -276,7 +277,7 @@ func (s *Supervisor) handOverSlots(h *handover, kept *keptFDs) ([]detachedOutput
 			},
 		}
 		if p := s.processOf(w.pid); p != nil && p.channel != nil {
-			fd, err := rawFD(p.channel)
+			fd, err := sockets.FD(p.channel)
 			if err == nil {
 				err = kept.keep(fd)
 			}
@@ -305,7 +306,7 @@ func (s *Supervisor) handOverSlots(h *handover, kept *keptFDs) ([]detachedOutput
 			if f == nil {
 				continue
 			}
-			fd, err := rawFD(f)
+			fd, err := sockets.FD(f)
 			if err == nil {
 				err = kept.keep(fd)
 			}

@@ -18,12 +18,17 @@ import (
 
 // buildExample builds the example worker with a version stamp.
 func buildExample(t *testing.T, version string) string {
+	return buildStamped(t, "../../testdata/example-worker", "example", version)
+}
+
+// buildStamped builds the program in dir with main.version set.
+func buildStamped(t *testing.T, dir, name, version string) string {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "example-"+version)
-	build := exec.Command("go", "build", "-ldflags", "-X main.version="+version, "-o", out, "../../testdata/example-worker")
+	out := filepath.Join(t.TempDir(), name+"-"+version)
+	build := exec.Command("go", "build", "-ldflags", "-X main.version="+version, "-o", out, dir)
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build example %s: %v\n%s", version, err, b)
+		t.Fatalf("build %s %s: %v\n%s", name, version, err, b)
 	}
 	return out
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/droverd/drover/cmd/drover/top"
 	"github.com/droverd/drover/supervisor/control"
 	"github.com/droverd/drover/supervisor/output"
 )
@@ -209,21 +210,9 @@ func printReport(w io.Writer, r statusReport, asJSON bool) {
 		if p.LastRecycle != "" {
 			recycled += " (" + clean(p.LastRecycle) + ")"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%.1f\t%s\t%s\t%s\n", p.Slot, pid, gen, clean(p.State), up, p.Restarts, p.CPUPercent, humanBytes(p.RSSBytes), recycled, clean(p.Status))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%.1f\t%s\t%s\t%s\n", p.Slot, pid, gen, clean(p.State), up, p.Restarts, p.CPUPercent, top.HumanBytes(p.RSSBytes), recycled, clean(p.Status))
 	}
 	tw.Flush()
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1fK", float64(n)/(1<<10))
-	}
-	return fmt.Sprint(n)
 }
 
 func scaleCmd() *cobra.Command {

@@ -18,14 +18,7 @@ import (
 
 // buildDrover builds drover with a version stamp.
 func buildDrover(t *testing.T, version string) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "drover-"+version)
-	build := exec.Command("go", "build", "-ldflags", "-X main.version="+version, "-o", out, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build drover %s: %v\n%s", version, err, b)
-	}
-	return out
+	return buildStamped(t, ".", "drover", version)
 }
 
 // upgradeRig is a dev-mode drover started from a binary of its own that

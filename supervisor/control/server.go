@@ -194,17 +194,7 @@ func Adopt(f *os.File, path string, log logrus.FieldLogger) (*Server, error) {
 
 // FD is the listening socket's descriptor, for handing it over across
 // exec; the Server keeps it open.
-func (s *Server) FD() (int, error) {
-	raw, err := s.listener.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	fd := -1
-	if err := raw.Control(func(f uintptr) { fd = int(f) }); err != nil {
-		return -1, err
-	}
-	return fd, nil
-}
+func (s *Server) FD() (int, error) { return sockets.FD(s.listener) }
 
 // Path is the control socket's path.
 func (s *Server) Path() string { return s.listener.Addr().String() }

@@ -8,9 +8,10 @@ import (
 	"net"
 	"os"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/droverd/drover/supervisor/sockets"
 )
 
 // Message is one datagram a worker sent to drover's notify socket.
@@ -147,18 +148,4 @@ func Adopt(f *os.File, addr string) (*Listener, error) {
 
 // FD is the socket's descriptor, for handing it over across exec; the
 // Listener keeps it open.
-func (s *Listener) FD() (int, error) { return rawFD(s.conn) }
-
-// rawFD reads a connection's descriptor without putting it in blocking
-// mode, as File() or Fd() would.
-func rawFD(c syscall.Conn) (int, error) {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	fd := -1
-	if err := raw.Control(func(f uintptr) { fd = int(f) }); err != nil {
-		return -1, err
-	}
-	return fd, nil
-}
+func (s *Listener) FD() (int, error) { return sockets.FD(s.conn) }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/coreos/go-systemd/v22/activation"
 	"golang.org/x/sys/unix"
@@ -179,3 +180,22 @@ func Adopt(f *os.File, name, unlink string) (Socket, error) {
 
 // Unlink is the unix socket path drover created for s, "" if none.
 func (s Socket) Unlink() string { return s.unlink }
+
+// FD is c's descriptor, read without putting it in blocking mode as
+// os.File.Fd would: on a file description the netpoller shares, that
+// would turn every other user blocking too. For handing c over across
+// exec (drover upgrade).
+func FD(c syscall.Conn) (int, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	if err := raw.Control(func(f uintptr) { fd = int(f) }); err != nil {
+		return -1, err
+	}
+	if fd < 0 {
+		return -1, errors.New("no descriptor")
+	}
+	return fd, nil
+}

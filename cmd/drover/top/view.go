@@ -135,7 +135,7 @@ func (m *Model) workerRow(p control.WorkerStatus) string {
 		up = m.now().Sub(p.Started).Round(time.Second).String()
 	}
 	return row(slot, fmt.Sprint(p.Pid), fmt.Sprint(p.Generation), clean(p.State), up,
-		fmt.Sprintf("%.1f", p.CPUPercent), m.cpu[p.Pid].sparkline(), humanBytes(p.RSSBytes), restarts, recycles, clean(p.Status))
+		fmt.Sprintf("%.1f", p.CPUPercent), m.cpu[p.Pid].sparkline(), HumanBytes(p.RSSBytes), restarts, recycles, clean(p.Status))
 }
 
 // logView is the last n log lines, or why there are none.
@@ -182,7 +182,8 @@ func count(n int, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
-func humanBytes(n int64) string {
+// HumanBytes writes a size as ps and top do: 5.7M, 1.2G.
+func HumanBytes(n int64) string {
 	switch {
 	case n >= 1<<30:
 		return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
