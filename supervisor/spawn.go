@@ -277,8 +277,11 @@ func (p *process) wait() exit {
 	p.removeCgroup()
 	p.capture().Wait(200*time.Millisecond, 5*time.Second)
 	e := exit{status: exitFailure(p.cmd.ProcessState), execErr: string(msg)}
-	if ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		e.signal = ws.Signal()
+	// ProcessState is nil when Wait failed (the pid was reaped elsewhere).
+	if ps := p.cmd.ProcessState; ps != nil {
+		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			e.signal = ws.Signal()
+		}
 	}
 	return e
 }
