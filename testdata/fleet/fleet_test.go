@@ -964,5 +964,5 @@ func (f *fleet) corruptPackage(t *testing.T) {
 // fails on the first host, which is left as it was; the play stops there.
 func (f *fleet) uninstallablePackage(t *testing.T) {
 	f.badRun(t, "an uninstallable package", f.inventory("fleet", f.hosts), f.pkgs[nodeps],
-		"fatal: ["+f.hosts[0].name+"]", "did not come up", "drover-fleet-no-such-package")
+		"fatal: ["+f.hosts[0].name+"]", "did not install", "drover-fleet-no-such-package")
 }
