@@ -52,7 +52,7 @@ lab:
 	$(GO) test -count=1 -v -timeout 30m ./testdata/lab/
 
 # packaging/ansible's rollout on four lab containers behind HAProxy, under
-# load (testdata/fleet; README, "Many machines"). About 4 minutes.
+# load (testdata/fleet; README, "Many machines"). About 3.5 minutes.
 fleet:
 	$(GO) test -count=1 -v -timeout 20m -run '^TestFleet$$' ./testdata/fleet/
 
