@@ -6,7 +6,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 # ./... skips testdata/, so its packages are named.
-TESTDATA_PKGS := ./testdata/example-worker ./testdata/testworker ./testdata/testbin ./testdata/lab ./testdata/crashbench
+TESTDATA_PKGS := ./testdata/example-worker ./testdata/testworker ./testdata/testbin ./testdata/lab ./testdata/crashbench ./testdata/fleet
 # Debian's prometheus package, unpacked rather than installed (installing it
 # would start a Prometheus server on this machine): promtool for the unit
 # tests, the server for the lab's scrape (make deps).
@@ -18,7 +18,7 @@ export DROVER_REQUIRE_TOOLS := 1
 # Static binaries: the lab installs them into Debian roots of other releases.
 export CGO_ENABLED := 0
 
-.PHONY: all build run test unit lab lab-shell lint bench bench-crash deps clean deb rpm packages
+.PHONY: all build run test unit lab fleet lab-shell lint bench bench-crash deps clean deb rpm packages
 
 # Packages (README, "Packages"): nfpm, pinned, from the Go module proxy.
 NFPM_VERSION := v2.45.2
@@ -41,14 +41,20 @@ run: build
 	$(BIN)/drover run --listen 127.0.0.1:8080 -- $(BIN)/example-worker
 
 # Every test: lint, unit and integration tests with the race detector, then
-# the real-systemd lab (systemd 252 and 257 in containers).
-test: deps lint unit packages lab
+# the real-systemd lab (systemd 252 and 257 in containers), then the fleet:
+# the Ansible rollout across four of them behind HAProxy.
+test: deps lint unit packages lab fleet
 
 unit:
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 
 lab:
 	$(GO) test -count=1 -v -timeout 30m ./testdata/lab/
+
+# packaging/ansible's rollout on four lab containers behind HAProxy, under
+# load (testdata/fleet; README, "Many machines"). About 3.5 minutes.
+fleet:
+	$(GO) test -count=1 -v -timeout 20m -run '^TestFleet$$' ./testdata/fleet/
 
 DISTRO ?= trixie
 lab-shell:
@@ -76,7 +82,11 @@ bench-crash: build
 # Installs what the tests need on a fresh machine: the race detector wants
 # cgo (gcc), the lab wants systemd-nspawn and debootstrap, drover top's
 # test drives it in tmux, drover init --from-pm2's evaluates an
-# ecosystem.config.js with node.
+# ecosystem.config.js with node (npm installs the Node tests' packages from
+# the npm registry), the fleet test Ansible (Debian's ansible-core, 2.14 on
+# bookworm: the test checks the series), HAProxy and ssh. The test runs
+# HAProxy itself, with its own config on a free port; the package's service
+# is not used (Debian's default config has no frontend).
 deps:
 	@need=""; \
 	command -v gcc >/dev/null || need="$$need gcc libc6-dev"; \
@@ -92,6 +102,10 @@ deps:
 	command -v groff >/dev/null || need="$$need groff-base"; \
 	command -v tmux >/dev/null || need="$$need tmux"; \
 	command -v node >/dev/null || need="$$need nodejs"; \
+	command -v npm >/dev/null || need="$$need npm"; \
+	command -v ansible-playbook >/dev/null || need="$$need ansible-core"; \
+	command -v haproxy >/dev/null || need="$$need haproxy"; \
+	command -v ssh >/dev/null || need="$$need openssh-client"; \
 	if [ -n "$$need" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; fi
 	@test -x $$($(GO) env GOPATH)/bin/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	@test -x $(PROMETHEUS_DIR)/usr/bin/promtool || testdata/tools/unpack-deb.sh prometheus $(PROMETHEUS_DIR)

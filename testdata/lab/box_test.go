@@ -339,8 +339,6 @@ type reply struct {
 	Connected, Answered time.Duration
 }
 
-var replyRE = regexp.MustCompile(`^hello from (?:example-worker|testworker) version=(\S+) pid=(\d+) worker=(\S*) generation=(\S*)\n?$`)
-
 // get sends one request on a new connection to myapp.socket.
 func (b *box) get(timeout time.Duration) (reply, error) {
 	return b.getAddr(fmt.Sprintf("127.0.0.1:%d", b.port), timeout)

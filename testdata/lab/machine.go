@@ -49,6 +49,9 @@ type Machine struct {
 	shutdownErr     error
 }
 
+// bootCount numbers the containers this process boots.
+var bootCount atomic.Int64
+
 // Boot starts systemd-nspawn on root and waits until the container's
 // systemd reports the system running (or degraded). logDir receives the
 // console log. The caller must call Shutdown.
@@ -56,12 +59,14 @@ func Boot(ctx context.Context, d Distro, root string, binds []Bind, logDir strin
 	if Interrupted() {
 		return nil, fmt.Errorf("boot %s: %w", d.Name, ErrInterrupted)
 	}
+	// Unique, so that nspawn's per-machine paths (/run/systemd/nspawn/
+	// propagate/NAME) never collide between runs, nor between containers
+	// of one run that boot the same distro (the fleet test boots several).
+	name := fmt.Sprintf("drover-lab-%s-%d-%d", d.Name, os.Getpid(), bootCount.Add(1))
 	m := &Machine{
-		Distro: d,
-		// Unique, so that nspawn's per-machine paths (/run/systemd/nspawn/
-		// propagate/NAME) never collide between runs.
-		Name:       fmt.Sprintf("drover-lab-%s-%d", d.Name, os.Getpid()),
-		ConsoleLog: filepath.Join(logDir, "console-"+d.Name+".log"),
+		Distro:     d,
+		Name:       name,
+		ConsoleLog: filepath.Join(logDir, "console-"+name+".log"),
 		exited:     make(chan struct{}),
 		// Until registered below; OnInterrupt may call Shutdown before.
 		cancelInterrupt: func() {},

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -45,7 +44,7 @@ func TestPackages(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, v := range []string{pkgRelease, pkgUpgrade} {
-		if err := makeDebs(ctx, root, dir, v); err != nil {
+		if err := MakeDebs(ctx, root, dir, v); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -95,31 +94,6 @@ func TestPackages(t *testing.T) {
 	t.Logf("%spackage lab took %v in all", resultTable("package step", steps, results), time.Since(start).Round(time.Millisecond))
 }
 
-// makeDebs runs `make deb` for version into dir/dist/VERSION, building in
-// dir/bin-VERSION: the lab tests the same target users run.
-func makeDebs(ctx context.Context, root, dir, version string) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "-C", root, "deb",
-		"PKG_VERSION="+version,
-		"BIN="+filepath.Join(dir, "bin-"+version),
-		"DIST="+filepath.Join(dir, "dist", version))
-	// A make test above us passes its command-line variables down in
-	// MAKEFLAGS; this build has its own.
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); k != "MAKEFLAGS" && k != "MFLAGS" && k != "MAKELEVEL" {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("make deb PKG_VERSION=%s: %w\n%s", version, err, out.String())
-	}
-	return nil
-}
-
 // pkgLab is the state the steps of one distro share.
 type pkgLab struct {
 	m    *Machine
@@ -147,16 +121,7 @@ func (p *pkgLab) box(t *testing.T) *box {
 
 // deb is the path inside of package name at version.
 func deb(name, version string) string {
-	return fmt.Sprintf("%s/%s/%s_%s-1_%s.deb", pkgDist, version, name, version, debArch())
-}
-
-// debArch is dpkg's name for the architecture the packages were built for.
-func debArch() string {
-	out, err := exec.Command("dpkg", "--print-architecture").Output()
-	if err != nil {
-		return "amd64"
-	}
-	return strings.TrimSpace(string(out))
+	return fmt.Sprintf("%s/%s/%s_%s-1_%s.deb", pkgDist, version, name, version, DebArch())
 }
 
 // long runs a command inside that may take longer than Output's 10s (dpkg

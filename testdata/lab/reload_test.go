@@ -43,7 +43,7 @@ func (b *box) waitDrained(mainPid int) {
 
 // waitLoad waits until both clients of ld got at least n answers in the
 // current phase; it fails the test if the run ended.
-func (b *box) waitLoad(ld *load, n int) {
+func (b *box) waitLoad(ld *Load, n int) {
 	b.t.Helper()
 	b.waitFor(fmt.Sprintf("%d answers to each client", n), 20*time.Second, func() (bool, string) {
 		if ended, why := ld.Ended(); ended {

@@ -50,14 +50,18 @@ const CacheDir = "/var/cache/drover-lab"
 // rootfsPackages go on top of minbase: systemd as PID 1, dbus for
 // systemctl, procps for ps/pgrep/kill, curl to poke at myapp from inside,
 // nodejs: each release's own Node (18 on bookworm, 20 on trixie) for the
-// Node scenarios.
-var rootfsPackages = []string{"systemd", "systemd-sysv", "dbus", "procps", "curl", "nodejs"}
+// Node scenarios, openssh-server and python3-apt (with python3) for the
+// fleet test (testdata/fleet), where Ansible drives the containers over
+// SSH: its apt module needs python3-apt. sshd is disabled at boot
+// (prepareRootfs): the containers share the host's network, so each fleet
+// host starts it on a port of its own.
+var rootfsPackages = []string{"systemd", "systemd-sysv", "dbus", "procps", "curl", "nodejs", "openssh-server", "python3-apt"}
 
 // rootfsRecipe is everything a cached rootfs depends on; its hash names the
 // cache entry, so changing any of it builds a new one. Bump the prep line
 // when changing prepareRootfs.
 func rootfsRecipe(d Distro) string {
-	return fmt.Sprintf("suite=%s\nvariant=minbase\ninclude=%s\nprep=1\n", d.Name, strings.Join(rootfsPackages, ","))
+	return fmt.Sprintf("suite=%s\nvariant=minbase\ninclude=%s\nprep=2\n", d.Name, strings.Join(rootfsPackages, ","))
 }
 
 // RootfsPath is where the cached rootfs of d lives once built.
@@ -157,10 +161,20 @@ func buildRootfs(ctx context.Context, d Distro, dir string) error {
 
 // prepareRootfs adjusts a fresh rootfs for the lab: a minbase system boots
 // to "running" in a container as it is, but its top directory came from
-// MkdirTemp (0700) and must be 0755 like any /.
+// MkdirTemp (0700) and must be 0755 like any /. sshd is not started at
+// boot: on the host's network every container's sshd would want port 22.
 func prepareRootfs(dir string) error {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return fmt.Errorf("prepare rootfs: %w", err)
+	}
+	links, err := filepath.Glob(filepath.Join(dir, "etc/systemd/system/*.wants/ssh.*"))
+	if err != nil {
+		return fmt.Errorf("prepare rootfs: %w", err)
+	}
+	for _, link := range links {
+		if err := os.Remove(link); err != nil {
+			return fmt.Errorf("prepare rootfs: disable sshd: %w", err)
+		}
 	}
 	return nil
 }

@@ -116,7 +116,7 @@ func workersOf(st droverStatus) int {
 
 // failedRequests fails the test for any failed request in phases up to
 // last, and logs the counts.
-func (b *box) failedRequests(ld *load, last int) {
+func (b *box) failedRequests(ld *Load, last int) {
 	b.t.Helper()
 	var lines []string
 	for i := 0; i <= last; i++ {

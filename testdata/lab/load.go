@@ -17,7 +17,7 @@ import (
 	"time"
 )
 
-// load is a bounded HTTP load generator on 127.0.0.1: two clients, each
+// Load is a bounded HTTP load generator on 127.0.0.1: two clients, each
 // sending one request at a time, until Stop, a request count or a time
 // limit, whichever comes first.
 //
@@ -32,10 +32,11 @@ import (
 //
 // Results are kept per phase: the test moves the generator from one phase
 // to the next (say, "reload 3") and reads what each client saw in each.
-type load struct {
-	addr  string
-	stop  chan struct{}
-	ended chan struct{}
+type Load struct {
+	addr   string
+	bounds LoadBounds
+	stop   chan struct{}
+	ended  chan struct{}
 	// Why the generator ended: "stopped" (by Stop), or the bound it hit.
 	endReason string
 
@@ -57,6 +58,20 @@ const (
 	// A request not answered within this counts as failed.
 	loadRequestTimeout = 5 * time.Second
 )
+
+// LoadBounds bound one run of the load generator.
+type LoadBounds struct {
+	// MaxDuration ends the run if Stop has not by then.
+	MaxDuration time.Duration
+	// NewConnEvery paces the new-conn client, MaxNewConn caps it: a
+	// connection's TIME_WAIT holds an ephemeral port for a minute.
+	NewConnEvery time.Duration
+	MaxNewConn   int
+}
+
+// DefaultLoadBounds are the lab's: a reload scenario is over within two
+// minutes.
+var DefaultLoadBounds = LoadBounds{MaxDuration: loadMaxDuration, NewConnEvery: loadNewConnEvery, MaxNewConn: loadMaxNewConn}
 
 // phase is what both clients saw while it was current.
 type phase struct {
@@ -104,9 +119,16 @@ func countList(m map[string]int) string {
 
 // startLoad starts both clients against 127.0.0.1:port, in a first phase
 // called first.
-func startLoad(port int, first string) *load {
-	l := &load{
+func startLoad(port int, first string) *Load {
+	return StartLoad(port, first, DefaultLoadBounds)
+}
+
+// StartLoad starts both clients against 127.0.0.1:port within bounds, in a
+// first phase called first.
+func StartLoad(port int, first string, bounds LoadBounds) *Load {
+	l := &Load{
 		addr:   fmt.Sprintf("127.0.0.1:%d", port),
+		bounds: bounds,
 		stop:   make(chan struct{}),
 		ended:  make(chan struct{}),
 		phases: []*phase{{name: first}},
@@ -114,7 +136,7 @@ func startLoad(port int, first string) *load {
 	reasons := make(chan string, 2)
 	var wg sync.WaitGroup
 	wg.Go(func() { reasons <- l.run(keepAlive, loadMaxKeepAlive, 0) })
-	wg.Go(func() { reasons <- l.run(newConn, loadMaxNewConn, loadNewConnEvery) })
+	wg.Go(func() { reasons <- l.run(newConn, bounds.MaxNewConn, bounds.NewConnEvery) })
 	go func() {
 		wg.Wait()
 		l.endReason = <-reasons
@@ -128,7 +150,7 @@ func startLoad(port int, first string) *load {
 
 // Stop ends the run and waits for both clients; it is safe to call more
 // than once, and after the run ended by itself.
-func (l *load) Stop() {
+func (l *Load) Stop() {
 	l.mu.Lock()
 	select {
 	case <-l.stop:
@@ -140,7 +162,7 @@ func (l *load) Stop() {
 }
 
 // Ended reports whether the run has ended, and why.
-func (l *load) Ended() (bool, string) {
+func (l *Load) Ended() (bool, string) {
 	select {
 	case <-l.ended:
 		return true, l.endReason
@@ -150,7 +172,7 @@ func (l *load) Ended() (bool, string) {
 }
 
 // Next starts a new phase and returns the index of the one it ended.
-func (l *load) Next(name string) int {
+func (l *Load) Next(name string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.phases = append(l.phases, &phase{name: name})
@@ -158,7 +180,7 @@ func (l *load) Next(name string) int {
 }
 
 // Phase returns a copy of phase i.
-func (l *load) Phase(i int) phase {
+func (l *Load) Phase(i int) phase {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	p := *l.phases[i]
@@ -171,7 +193,7 @@ func (l *load) Phase(i int) phase {
 }
 
 // Current returns the index of the current phase.
-func (l *load) Current() int {
+func (l *Load) Current() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.phases) - 1
@@ -185,7 +207,7 @@ type outcome struct {
 }
 
 // record counts o in the current phase.
-func (l *load) record(client int, o outcome) {
+func (l *Load) record(client int, o outcome) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c := &l.phases[len(l.phases)-1].clients[client]
@@ -210,8 +232,8 @@ func (l *load) record(client int, o outcome) {
 }
 
 // run is one client's loop; it returns why it ended.
-func (l *load) run(client, maxRequests int, every time.Duration) string {
-	deadline := time.Now().Add(loadMaxDuration)
+func (l *Load) run(client, maxRequests int, every time.Duration) string {
+	deadline := time.Now().Add(l.bounds.MaxDuration)
 	var conn net.Conn
 	var br *bufio.Reader
 	defer func() {
@@ -230,7 +252,7 @@ func (l *load) run(client, maxRequests int, every time.Duration) string {
 			return fmt.Sprintf("%s sent its maximum of %d requests", clientNames[client], maxRequests)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Sprintf("%s ran for its maximum of %v", clientNames[client], loadMaxDuration)
+			return fmt.Sprintf("%s ran for its maximum of %v", clientNames[client], l.bounds.MaxDuration)
 		}
 		if every > 0 {
 			if d := time.Until(next); d > 0 {
@@ -287,6 +309,36 @@ func request(conn net.Conn, br *bufio.Reader, keepAlive bool) (o outcome, keep b
 	}
 	return outcome{version: m[1], generation: m[4]}, keepAlive && !resp.Close
 }
+
+// LoadCounts is what both clients saw in one phase, for callers outside
+// the lab.
+type LoadCounts struct {
+	Name string
+	// OK, Failed and ConnErrs add up both clients; PerClient has one line
+	// per client (requests, failures by kind, versions, generations).
+	OK, Failed, ConnErrs int
+	Versions             map[string]int
+	PerClient            []string
+}
+
+// Counts returns what both clients saw in phase i.
+func (l *Load) Counts(i int) LoadCounts {
+	ph := l.Phase(i)
+	c := LoadCounts{Name: ph.name, Versions: map[string]int{}}
+	for k, name := range clientNames {
+		s := ph.clients[k]
+		c.OK += s.ok
+		c.Failed += s.failed
+		c.ConnErrs += s.connErrs
+		for v, n := range s.versions {
+			c.Versions[v] += n
+		}
+		c.PerClient = append(c.PerClient, fmt.Sprintf("%-10s %s", name, s))
+	}
+	return c
+}
+
+var replyRE = regexp.MustCompile(`^hello from (?:example-worker|testworker) version=(\S+) pid=(\d+) worker=(\S*) generation=(\S*)\n?$`)
 
 // errKind names an error without the addresses and ports that make every
 // instance unique.
