@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/droverd/drover/testdata/testbin"
 )
 
 // buildExample builds the example worker with a version stamp.
@@ -180,10 +182,7 @@ func TestReloadWithoutDrover(t *testing.T) {
 // The README's Node.js example of the drain contract, run for real: Node
 // takes fd 3 unchanged, and reloads under load lose no request.
 func TestNodeWorkerReloadUnderLoad(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed: the Node example of the drain contract is not checked")
-	}
+	node := testbin.Tool(t, "node")
 	control := filepath.Join(t.TempDir(), "control.sock")
 	p := startProcess(t, bin.drover, "run", "--listen", "127.0.0.1:0", "--workers", "2", "--control", control, "--", node, "../../testdata/node-worker/server.js")
 	addr := regexp.MustCompile(`sockets="?([0-9.:]+)`).FindStringSubmatch(p.stderr.waitFor(t, "starting workers"))[1]

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/droverd/drover/testdata/testbin"
 )
 
 // tmuxServer is a tmux server of the test's own, on a socket in its
@@ -26,10 +28,7 @@ type tmuxServer struct {
 
 func startTmux(t *testing.T, width, height int, argv ...string) *tmuxServer {
 	t.Helper()
-	tmux, err := exec.LookPath("tmux")
-	if err != nil {
-		t.Skip("tmux not installed (Debian package tmux; make deps installs it)")
-	}
+	tmux := testbin.Tool(t, "tmux")
 	s := &tmuxServer{t: t, tmux: tmux, sock: filepath.Join(t.TempDir(), "tmux.sock")}
 	t.Cleanup(func() { exec.Command(tmux, "-S", s.sock, "kill-server").Run() })
 	// With the command as several arguments tmux execs it, without the
