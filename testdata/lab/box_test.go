@@ -339,7 +339,7 @@ type reply struct {
 	Connected, Answered time.Duration
 }
 
-var replyRE = regexp.MustCompile(`^hello from (?:example-worker|testworker) version=(\S+) pid=(\d+) worker=(\S*) generation=(\S*)\n?$`)
+var replyRE = regexp.MustCompile(`^hello from (?:example-worker|testworker) version=(?P<version>\S+) pid=(\d+) worker=(\S*) generation=(?P<generation>\S*)\n?$`)
 
 // get sends one request on a new connection to myapp.socket.
 func (b *box) get(timeout time.Duration) (reply, error) {

@@ -33,9 +33,12 @@ import (
 // Results are kept per phase: the test moves the generator from one phase
 // to the next (say, "reload 3") and reads what each client saw in each.
 type load struct {
-	addr  string
-	stop  chan struct{}
-	ended chan struct{}
+	addr string
+	// answer matches a good answer's body; its groups named version and
+	// generation, where it has them, are counted.
+	answer *regexp.Regexp
+	stop   chan struct{}
+	ended  chan struct{}
 	// Why the generator ended: "stopped" (by Stop), or the bound it hit.
 	endReason string
 
@@ -83,7 +86,10 @@ type clientStats struct {
 }
 
 func (c clientStats) String() string {
-	s := fmt.Sprintf("%d ok, %d failed, %d connection errors, versions %s, generations %s", c.ok, c.failed, c.connErrs, countList(c.versions), countList(c.generations))
+	s := fmt.Sprintf("%d ok, %d failed, %d connection errors, versions %s", c.ok, c.failed, c.connErrs, countList(c.versions))
+	if _, none := c.generations[""]; !none || len(c.generations) > 1 {
+		s += ", generations " + countList(c.generations)
+	}
 	if len(c.errs) > 0 {
 		s += ", errors " + countList(c.errs)
 	}
@@ -103,10 +109,17 @@ func countList(m map[string]int) string {
 }
 
 // startLoad starts both clients against 127.0.0.1:port, in a first phase
-// called first.
+// called first, counting example-worker's answers as good.
 func startLoad(port int, first string) *load {
+	return startLoadFor(port, first, replyRE)
+}
+
+// startLoadFor is startLoad for a server whose good answers answer
+// matches.
+func startLoadFor(port int, first string, answer *regexp.Regexp) *load {
 	l := &load{
 		addr:   fmt.Sprintf("127.0.0.1:%d", port),
+		answer: answer,
 		stop:   make(chan struct{}),
 		ended:  make(chan struct{}),
 		phases: []*phase{{name: first}},
@@ -249,7 +262,7 @@ func (l *load) run(client, maxRequests int, every time.Duration) string {
 			}
 			conn, br = c, bufio.NewReader(c)
 		}
-		o, keep := request(conn, br, client == keepAlive)
+		o, keep := request(conn, br, client == keepAlive, l.answer)
 		l.record(client, o)
 		if !keep {
 			conn.Close()
@@ -258,9 +271,9 @@ func (l *load) run(client, maxRequests int, every time.Duration) string {
 	}
 }
 
-// request sends one GET on conn and reads the answer. keep says whether
-// conn may carry the next request.
-func request(conn net.Conn, br *bufio.Reader, keepAlive bool) (o outcome, keep bool) {
+// request sends one GET on conn and reads the answer, which answer must
+// match. keep says whether conn may carry the next request.
+func request(conn net.Conn, br *bufio.Reader, keepAlive bool, answer *regexp.Regexp) (o outcome, keep bool) {
 	conn.SetDeadline(time.Now().Add(loadRequestTimeout))
 	req := "GET / HTTP/1.1\r\nHost: lab\r\n\r\n"
 	if !keepAlive {
@@ -281,11 +294,18 @@ func request(conn net.Conn, br *bufio.Reader, keepAlive bool) (o outcome, keep b
 	if resp.StatusCode != http.StatusOK {
 		return outcome{failed: true, kind: "status " + resp.Status}, false
 	}
-	m := replyRE.FindStringSubmatch(string(body))
+	m := answer.FindStringSubmatch(string(body))
 	if m == nil {
-		return outcome{failed: true, kind: "not example-worker's answer"}, false
+		return outcome{failed: true, kind: "not the server's answer"}, false
 	}
-	return outcome{version: m[1], generation: m[4]}, keepAlive && !resp.Close
+	o = outcome{}
+	if i := answer.SubexpIndex("version"); i > 0 {
+		o.version = m[i]
+	}
+	if i := answer.SubexpIndex("generation"); i > 0 {
+		o.generation = m[i]
+	}
+	return o, keepAlive && !resp.Close
 }
 
 // errKind names an error without the addresses and ports that make every
