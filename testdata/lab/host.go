@@ -103,6 +103,12 @@ type Build struct {
 	Broken string
 	// NodeWorker is testdata/node-worker/server.js.
 	NodeWorker string
+	// NodeApps is testdata/node-apps, unmodified Node apps (issue 15).
+	NodeApps string
+	// NodeModules is a node_modules directory with express@4 from the npm
+	// registry (testbin.NodeModules), or "" when npm is missing: then the
+	// scenarios that need it skip. TestLab sets it before the boot.
+	NodeModules string
 	// Prometheus is the server from Debian's prometheus package, unpacked
 	// on the host (make deps; testdata/tools/unpack-deb.sh).
 	Prometheus string
@@ -110,6 +116,14 @@ type Build struct {
 
 // NodeWorkerPath is where containers have testdata/node-worker/server.js.
 const NodeWorkerPath = "/usr/lib/drover-lab/node-worker.js"
+
+// NodeAppsPath is where containers have testdata/node-apps, and
+// NodeModulesPath its node_modules: next to it, where Node's require()
+// looks from an app in NodeAppsPath (no NODE_PATH needed).
+const (
+	NodeAppsPath    = "/usr/lib/drover-lab/node-apps"
+	NodeModulesPath = "/usr/lib/drover-lab/node_modules"
+)
 
 // PrometheusPath is where containers have the Prometheus server.
 const PrometheusPath = "/usr/lib/drover-lab/prometheus"
@@ -170,6 +184,7 @@ func BuildAll(ctx context.Context, root, dir string) (*Build, error) {
 		b.Upgrades = append(b.Upgrades, filepath.Join(out, "myapp-"+UpgradeVersion(i)))
 	}
 	b.NodeWorker = filepath.Join(root, "testdata/node-worker/server.js")
+	b.NodeApps = filepath.Join(root, "testdata/node-apps")
 	if b.Prometheus, err = findPrometheus(ctx, root); err != nil {
 		return nil, err
 	}
@@ -227,7 +242,7 @@ func BuildAll(ctx context.Context, root, dir string) (*Build, error) {
 // Binds says where each built file goes inside a container: where a
 // package would put it.
 func (b *Build) Binds() []Bind {
-	return []Bind{
+	binds := []Bind{
 		{b.Drover, "/usr/bin/drover", false},
 		// A file of the container's own, so that a scenario can upgrade it
 		// by rename as a package manager does (a bind mount cannot be
@@ -238,7 +253,12 @@ func (b *Build) Binds() []Bind {
 		{b.NodeWorker, NodeWorkerPath, false},
 		{b.Socket, "/usr/lib/systemd/system/myapp.socket", false},
 		{b.Service, "/usr/lib/systemd/system/myapp.service", false},
+		{b.NodeApps, NodeAppsPath, false},
 	}
+	if b.NodeModules != "" {
+		binds = append(binds, Bind{b.NodeModules, NodeModulesPath, false})
+	}
+	return binds
 }
 
 // MyappPath is where containers have the worker program of the shipped

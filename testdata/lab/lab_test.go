@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/droverd/drover/testdata/testbin"
 )
 
 func TestMain(m *testing.M) {
@@ -53,6 +55,9 @@ var scenarios = []struct {
 	{"metrics", testMetrics},
 	// node_test.go: Node apps (issue 15).
 	{"node-jit", testNodeJIT},
+	// node_apps_test.go: unmodified Node apps from a PM2 ecosystem file.
+	{"node-pm2", testNodePM2},
+	{"node-hang", testNodeHang},
 }
 
 // TestLab boots each distro in turn and runs every scenario in it, then
@@ -71,6 +76,14 @@ func TestLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("set up in %v: drover, example-worker and testworker built (version %s) into %s", time.Since(start).Round(time.Millisecond), build.Version, build.Dir)
+	// Express from the npm registry, for the Node scenarios: bound into the
+	// containers at boot, so it must be there before.
+	if _, ok := testbin.LookTool("npm"); ok || testbin.Required() {
+		build.NodeModules = testbin.NodeModules(t, "express@4")
+		t.Logf("express@4 from npm in %s, bound at %s", build.NodeModules, NodeModulesPath)
+	} else {
+		t.Logf("npm not found (make deps): the scenarios that need express skip")
+	}
 
 	results := map[string]map[string]string{} // scenario -> distro -> result
 	for i, d := range Distros {

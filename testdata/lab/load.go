@@ -35,6 +35,9 @@ import (
 type Load struct {
 	addr   string
 	bounds LoadBounds
+	// answer matches a good answer's body; its groups named version and
+	// generation, where it has them, are counted.
+	answer *regexp.Regexp
 	stop   chan struct{}
 	ended  chan struct{}
 	// Why the generator ended: "stopped" (by Stop), or the bound it hit.
@@ -98,7 +101,10 @@ type clientStats struct {
 }
 
 func (c clientStats) String() string {
-	s := fmt.Sprintf("%d ok, %d failed, %d connection errors, versions %s, generations %s", c.ok, c.failed, c.connErrs, countList(c.versions), countList(c.generations))
+	s := fmt.Sprintf("%d ok, %d failed, %d connection errors, versions %s", c.ok, c.failed, c.connErrs, countList(c.versions))
+	if _, none := c.generations[""]; !none || len(c.generations) > 1 {
+		s += ", generations " + countList(c.generations)
+	}
 	if len(c.errs) > 0 {
 		s += ", errors " + countList(c.errs)
 	}
@@ -118,17 +124,28 @@ func countList(m map[string]int) string {
 }
 
 // startLoad starts both clients against 127.0.0.1:port, in a first phase
-// called first.
+// called first, counting example-worker's answers as good.
 func startLoad(port int, first string) *Load {
 	return StartLoad(port, first, DefaultLoadBounds)
 }
 
+// startLoadFor is startLoad for a server whose good answers answer
+// matches.
+func startLoadFor(port int, first string, answer *regexp.Regexp) *Load {
+	return newLoad(port, first, DefaultLoadBounds, answer)
+}
+
 // StartLoad starts both clients against 127.0.0.1:port within bounds, in a
-// first phase called first.
+// first phase called first, counting example-worker's answers as good.
 func StartLoad(port int, first string, bounds LoadBounds) *Load {
+	return newLoad(port, first, bounds, replyRE)
+}
+
+func newLoad(port int, first string, bounds LoadBounds, answer *regexp.Regexp) *Load {
 	l := &Load{
 		addr:   fmt.Sprintf("127.0.0.1:%d", port),
 		bounds: bounds,
+		answer: answer,
 		stop:   make(chan struct{}),
 		ended:  make(chan struct{}),
 		phases: []*phase{{name: first}},
@@ -271,7 +288,7 @@ func (l *Load) run(client, maxRequests int, every time.Duration) string {
 			}
 			conn, br = c, bufio.NewReader(c)
 		}
-		o, keep := request(conn, br, client == keepAlive)
+		o, keep := request(conn, br, client == keepAlive, l.answer)
 		l.record(client, o)
 		if !keep {
 			conn.Close()
@@ -280,9 +297,9 @@ func (l *Load) run(client, maxRequests int, every time.Duration) string {
 	}
 }
 
-// request sends one GET on conn and reads the answer. keep says whether
-// conn may carry the next request.
-func request(conn net.Conn, br *bufio.Reader, keepAlive bool) (o outcome, keep bool) {
+// request sends one GET on conn and reads the answer, which answer must
+// match. keep says whether conn may carry the next request.
+func request(conn net.Conn, br *bufio.Reader, keepAlive bool, answer *regexp.Regexp) (o outcome, keep bool) {
 	conn.SetDeadline(time.Now().Add(loadRequestTimeout))
 	req := "GET / HTTP/1.1\r\nHost: lab\r\n\r\n"
 	if !keepAlive {
@@ -303,11 +320,18 @@ func request(conn net.Conn, br *bufio.Reader, keepAlive bool) (o outcome, keep b
 	if resp.StatusCode != http.StatusOK {
 		return outcome{failed: true, kind: "status " + resp.Status}, false
 	}
-	m := replyRE.FindStringSubmatch(string(body))
+	m := answer.FindStringSubmatch(string(body))
 	if m == nil {
-		return outcome{failed: true, kind: "not example-worker's answer"}, false
+		return outcome{failed: true, kind: "not the server's answer"}, false
 	}
-	return outcome{version: m[1], generation: m[4]}, keepAlive && !resp.Close
+	o = outcome{}
+	if i := answer.SubexpIndex("version"); i > 0 {
+		o.version = m[i]
+	}
+	if i := answer.SubexpIndex("generation"); i > 0 {
+		o.generation = m[i]
+	}
+	return o, keepAlive && !resp.Close
 }
 
 // LoadCounts is what both clients saw in one phase, for callers outside
@@ -338,7 +362,7 @@ func (l *Load) Counts(i int) LoadCounts {
 	return c
 }
 
-var replyRE = regexp.MustCompile(`^hello from (?:example-worker|testworker) version=(\S+) pid=(\d+) worker=(\S*) generation=(\S*)\n?$`)
+var replyRE = regexp.MustCompile(`^hello from (?:example-worker|testworker) version=(?P<version>\S+) pid=(\d+) worker=(\S*) generation=(?P<generation>\S*)\n?$`)
 
 // errKind names an error without the addresses and ports that make every
 // instance unique.

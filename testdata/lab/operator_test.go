@@ -54,6 +54,7 @@ type droverStatus struct {
 			Recycles    int       `json:"recycles"`
 			LastRecycle string    `json:"last_recycle"`
 			MemoryBytes int64     `json:"memory_bytes"`
+			LastPing    time.Time `json:"last_ping"`
 		} `json:"processes"`
 	} `json:"drover"`
 }

@@ -16,21 +16,34 @@ import (
 // DROVER_REQUIRE_TOOLS so that a missing tool cannot pass as a skip.
 func Tool(t testing.TB, name string) string {
 	t.Helper()
-	if path, err := exec.LookPath(name); err == nil {
+	if path, ok := LookTool(name); ok {
 		return path
 	}
-	for _, dir := range filepath.SplitList(os.Getenv("DROVER_TOOLS_PATH")) {
-		path := filepath.Join(dir, name)
-		if _, err := os.Stat(path); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("DROVER_REQUIRE_TOOLS") != "" {
+	if Required() {
 		t.Fatalf("%s not found (make deps installs it)", name)
 	}
 	t.Skipf("%s not found: run make deps", name)
 	return ""
 }
+
+// LookTool finds a program as Tool does, for a test that can do part of
+// its work without it.
+func LookTool(name string) (string, bool) {
+	if path, err := exec.LookPath(name); err == nil {
+		return path, true
+	}
+	for _, dir := range filepath.SplitList(os.Getenv("DROVER_TOOLS_PATH")) {
+		path := filepath.Join(dir, name)
+		if _, err := os.Stat(path); err == nil {
+			return path, true
+		}
+	}
+	return "", false
+}
+
+// Required reports whether a missing tool is a failure (make test) rather
+// than a reason to skip.
+func Required() bool { return os.Getenv("DROVER_REQUIRE_TOOLS") != "" }
 
 // NodeModules installs the npm packages (express@4) with npm, from the
 // registry, and returns the node_modules directory, for NODE_PATH. The
