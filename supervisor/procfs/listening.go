@@ -357,6 +357,11 @@ func (s *procScan) fail(what string, err error) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH):
 		return fmt.Errorf("%s of pid %d: %w: %w", what, s.pid, ErrProcessGone, err)
+	case errors.Is(err, fs.ErrPermission) && s.zombie():
+		// A process that exited mid-scan keeps its pid but not its fds:
+		// the kernel refuses their links, which is not a permission
+		// problem to warn about.
+		return fmt.Errorf("%s of pid %d: %w: it exited", what, s.pid, ErrProcessGone)
 	case errors.Is(err, fs.ErrPermission):
 		return fmt.Errorf("%s of pid %d (%s): %w", what, s.pid, permissionHint, err)
 	}
@@ -370,13 +375,27 @@ func (s *procScan) checkAlive() error {
 	if err != nil {
 		return s.fail("read stat", err)
 	}
-	// "pid (comm) state ...": comm may hold spaces and parentheses.
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
-		if state := stat[i+2]; state == 'Z' || state == 'X' {
-			return fmt.Errorf("pid %d is a zombie: %w", s.pid, ErrProcessGone)
-		}
+	if zombieStat(stat) {
+		return fmt.Errorf("pid %d is a zombie: %w", s.pid, ErrProcessGone)
 	}
 	return nil
+}
+
+// zombie reports whether the process is a zombie now, false when that
+// cannot be read.
+func (s *procScan) zombie() bool {
+	stat, err := s.read(s.dir + "/stat")
+	return err == nil && zombieStat(stat)
+}
+
+// zombieStat reads the state of /proc/PID/stat: "pid (comm) state ...",
+// where comm may hold spaces and parentheses.
+func zombieStat(stat []byte) bool {
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+		state := stat[i+2]
+		return state == 'Z' || state == 'X'
+	}
+	return false
 }
 
 // read returns the contents of a small /proc file in s.buf, valid until the

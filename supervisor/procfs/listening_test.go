@@ -500,3 +500,19 @@ func FuzzParseSyscall(f *testing.F) {
 		}
 	})
 }
+
+// A permission error on a process that has just become a zombie is its
+// exit, not something to warn about; on a live one it keeps the hint.
+func TestPermissionErrorOfAZombieIsGone(t *testing.T) {
+	for state, gone := range map[byte]bool{'Z': true, 'X': true, 'S': false, 'R': false} {
+		p := newFakeProc(t, state)
+		s := &procScan{dir: p.dir, pid: p.pid, buf: make([]byte, 4096), mem: -1}
+		err := s.fail("read fd link", fs.ErrPermission)
+		if errors.Is(err, ErrProcessGone) != gone {
+			t.Errorf("state %c: %v; gone = %v, want %v", state, err, errors.Is(err, ErrProcessGone), gone)
+		}
+		if !gone && !strings.Contains(err.Error(), permissionHint) {
+			t.Errorf("state %c: %v lacks the hint", state, err)
+		}
+	}
+}
