@@ -29,7 +29,10 @@ func probeListening(ctx context.Context, pid int, inodes []uint64, log logrus.Fi
 			ready()
 			return
 		case errors.Is(err, procfs.ErrProcessGone):
-			return // its exit event follows
+			// Most likely it exited, and its exit event cancels ctx. But a
+			// worker whose exec runs from a thread other than the leader
+			// shows a zombie leader for a moment (de_thread), so keep
+			// looking rather than give up on a live worker.
 		case err != nil && !warned:
 			warned = true
 			log.WithError(err).Warn("cannot see whether the worker listens; it will time out unless this clears (run drover as the workers' user, or use --ready notify)")
