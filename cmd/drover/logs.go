@@ -94,7 +94,7 @@ func logsCommand(o *logsOptions, pos []string, stdout, stderr io.Writer) int {
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 0, 1<<20), 4<<20)
 	for sc.Scan() {
-		if line, ok := f.line(sc.Bytes()); ok {
+		for _, line := range f.lines(sc.Bytes()) {
 			emit(line)
 		}
 	}
@@ -112,13 +112,49 @@ func logsCommand(o *logsOptions, pos []string, stdout, stderr io.Writer) int {
 type logFilter struct {
 	slot   int               // -1: every slot
 	slotOf map[string]string // worker pid -> slot, from drover's "worker started"
+	// pending holds lines of pids not known yet: a worker may write
+	// before drover has logged that it started (a program that fails at
+	// once), so its lines can come first in the journal.
+	pending []pendingEntry
 }
 
-func (f *logFilter) line(raw []byte) (string, bool) {
+type pendingEntry struct {
+	pid string
+	e   map[string]any
+}
+
+// maxPending bounds the lines kept for pids that drover never names
+// (other processes of the unit): the oldest go first.
+const maxPending = 1000
+
+// lines returns what one journal entry shows: its own line, and the lines
+// of a worker held until this entry named its slot.
+func (f *logFilter) lines(raw []byte) []string {
 	var e map[string]any
 	if json.Unmarshal(raw, &e) != nil {
-		return "", false
+		return nil
 	}
+	var out []string
+	if line, ok := f.format(e); ok {
+		out = append(out, line)
+	}
+	pid, _ := e["WORKER_PID"].(string)
+	if _, known := f.slotOf[pid]; !known || pid == "" {
+		return out
+	}
+	kept := f.pending[:0]
+	for _, p := range f.pending {
+		if p.pid != pid {
+			kept = append(kept, p)
+		} else if line, ok := f.format(p.e); ok {
+			out = append(out, line)
+		}
+	}
+	f.pending = kept
+	return out
+}
+
+func (f *logFilter) format(e map[string]any) (string, bool) {
 	str := func(k string) string { s, _ := e[k].(string); return s }
 	msg := journalMessage(e["MESSAGE"])
 	when := ""
@@ -140,6 +176,12 @@ func (f *logFilter) line(raw []byte) (string, bool) {
 	pid, slot := str("_PID"), f.slotOf[str("_PID")]
 	if id := str("WORKER_ID"); id != "" {
 		pid, slot = str("WORKER_PID"), id
+	}
+	if slot == "" && pid != "" {
+		if f.pending = append(f.pending, pendingEntry{pid, e}); len(f.pending) > maxPending {
+			f.pending = f.pending[1:]
+		}
+		return "", false
 	}
 	if slot == "" || (f.slot >= 0 && slot != strconv.Itoa(f.slot)) {
 		return "", false

@@ -23,9 +23,7 @@ func TestLogFilter(t *testing.T) {
 	f := &logFilter{slot: 1, slotOf: map[string]string{}}
 	var got []string
 	for _, e := range entries {
-		if line, ok := f.line([]byte(e)); ok {
-			got = append(got, line)
-		}
+		got = append(got, f.lines([]byte(e))...)
 	}
 	want := []string{
 		"drover: worker started generation=1 pid=101 worker=1",
@@ -37,5 +35,30 @@ func TestLogFilter(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("slot 1:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A worker that fails at once may write before drover logged that it
+// started: its lines come first in the journal, and are shown after
+// drover's entry names their slot (the fleet's broken build found it).
+func TestLogFilterWorkerBeforeItsStart(t *testing.T) {
+	entries := []string{
+		`{"SYSLOG_IDENTIFIER":"myapp","_PID":"200","MESSAGE":"myapp: broken build, cannot start"}`,
+		`{"SYSLOG_IDENTIFIER":"sh","_PID":"300","MESSAGE":"not drover's worker"}`,
+		`{"SYSLOG_IDENTIFIER":"drover","MESSAGE":"worker started generation=3 pid=200 worker=0","WORKER_ID":"0","WORKER_PID":"200"}`,
+		`{"SYSLOG_IDENTIFIER":"drover","MESSAGE":"worker failed pid=200 worker=0","WORKER_ID":"0","WORKER_PID":"200"}`,
+	}
+	f := &logFilter{slot: -1, slotOf: map[string]string{}}
+	var got []string
+	for _, e := range entries {
+		got = append(got, f.lines([]byte(e))...)
+	}
+	want := []string{
+		"drover: worker started generation=3 pid=200 worker=0",
+		"[w0 200] myapp: broken build, cannot start",
+		"drover: worker failed pid=200 worker=0",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

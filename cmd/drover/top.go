@@ -216,9 +216,7 @@ func (s *topSource) Logs(ctx context.Context, n int) ([]string, error) {
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 0, 1<<20), 4<<20)
 	for sc.Scan() {
-		if line, ok := f.line(sc.Bytes()); ok {
-			lines = append(lines, line)
-		}
+		lines = append(lines, f.lines(sc.Bytes())...)
 	}
 	return lines[max(0, len(lines)-n):], nil
 }
