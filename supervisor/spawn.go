@@ -189,9 +189,11 @@ func (s *Supervisor) launch(id int, gen *generation) (_ *process, err error) {
 	if cg != nil {
 		cgDir = cg.Path()
 	}
+	// The trampoline's journal argument: the identifier, and after a
+	// newline (which no header field may hold) the unit; "-": no journal.
 	identifier := "-"
 	if s.cfg.Journal {
-		identifier = s.cfg.LogIdentifier
+		identifier = s.cfg.LogIdentifier + "\n" + s.unit
 	}
 	args := append([]string{TrampolineArg, strconv.Itoa(statusFD), cgDir, identifier, gen.exe.execPath()}, s.cfg.Command...)
 	out, err := output.NewCapture()

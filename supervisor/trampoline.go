@@ -116,12 +116,13 @@ func workerOwnEnv(environ []string, pid int) []string {
 // worker keeps drover's pipes and drover forwards its output. It returns
 // environ with JOURNAL_STREAM naming the worker's stderr, as systemd sets
 // it.
-func connectJournal(identifier string, environ []string) []string {
-	out, err := journal.ConnectStream(identifier, 6)
+func connectJournal(journalArg string, environ []string) []string {
+	identifier, unit, _ := strings.Cut(journalArg, "\n")
+	out, err := journal.ConnectStream(identifier, unit, 6)
 	if err != nil {
 		return environ
 	}
-	errFD, err := journal.ConnectStream(identifier, 3)
+	errFD, err := journal.ConnectStream(identifier, unit, 3)
 	if err != nil {
 		unix.Close(out)
 		return environ

@@ -24,9 +24,12 @@ const streamSendBuffer = 8 << 20
 // drover's trampoline, between fork and the worker's exec.
 //
 // The header is journald's stdout stream protocol (src/journal/
-// journald-stream.c): identifier, unit id (empty), priority, level prefix,
-// forward to syslog, to kmsg, to console, one per line.
-func ConnectStream(identifier string, priority int) (int, error) {
+// journald-stream.c): identifier, unit id, priority, level prefix,
+// forward to syslog, to kmsg, to console, one per line. unit is the
+// service the worker belongs to, as systemd sends it: journald attributes
+// a line to it even when the writer exited before journald could read its
+// cgroup (a program that fails at once), so `journalctl -u` still shows it.
+func ConnectStream(identifier, unit string, priority int) (int, error) {
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("journal stream: socket: %w", err)
@@ -37,7 +40,7 @@ func ConnectStream(identifier string, priority int) (int, error) {
 	}
 	unix.Shutdown(fd, unix.SHUT_RD)
 	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, streamSendBuffer)
-	header := identifier + "\n\n" + strconv.Itoa(priority) + "\n1\n0\n0\n0\n"
+	header := identifier + "\n" + unit + "\n" + strconv.Itoa(priority) + "\n1\n0\n0\n0\n"
 	for b := []byte(header); len(b) > 0; {
 		n, err := unix.Write(fd, b)
 		if err != nil {

@@ -492,3 +492,29 @@ ExecStart=%s
 	b.t.Logf("side by side, %d workers and %d plain services writing %d lines each at once: plain %.0f lines/s, drover %.0f lines/s (first to last %v): drover at %.2f x the plain services' rate",
 		workers, workers, each, plain, rate, span.Round(time.Millisecond), rate/plain)
 }
+
+// testJournalQuickExit: a worker that writes one line and exits at once
+// has it under `journalctl -u myapp.service`, at priority 3 from stderr,
+// with its own pid. Its stream names the unit, as systemd's do, so
+// journald can attribute the line even once the writer is gone.
+func testJournalQuickExit(b *box) {
+	b.dropIn("myapp.service", fmt.Sprintf(`[Service]
+ExecStart=
+ExecStart=%s
+`, b.execStart("", `/bin/sh -c 'echo last words >&2; exit 1'`)))
+	b.sh("systemctl", "start", "myapp.socket")
+	b.try("systemctl", "start", "myapp.service")
+	b.waitJournal("start failed")
+	var lines []entry
+	b.waitFor("both workers' last words under -u myapp.service", 10*time.Second, func() (bool, string) {
+		// No invocation match: journald may know no more of a writer that
+		// is gone than the unit its stream names.
+		lines = b.journalEntries("", "SYSLOG_IDENTIFIER=sh", "MESSAGE=last words", "--output-fields=MESSAGE,PRIORITY,_PID")
+		return len(lines) >= workers, fmt.Sprintf("%d lines", len(lines))
+	})
+	for _, e := range lines {
+		if e["MESSAGE"] != "last words" || e["PRIORITY"] != "3" || e["_PID"] == "" {
+			b.t.Errorf("worker line %v: want MESSAGE=last words, PRIORITY=3 and the worker's _PID", e)
+		}
+	}
+}

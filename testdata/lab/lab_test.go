@@ -43,6 +43,7 @@ var scenarios = []struct {
 	{"journal", testJournal},
 	{"journal-burst", testJournalBurst},
 	{"journal-burst-all", testJournalBurstAll},
+	{"journal-quick-exit", testJournalQuickExit},
 	{"health", testHealth},
 	// surroundings_test.go: what drover must survive (issue 12).
 	{"journald-stuck", testJournaldStuck},
