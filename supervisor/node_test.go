@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,8 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -264,62 +261,6 @@ func TestNodeExpressServesOnDroverSocket(t *testing.T) {
 	}
 }
 
-// nodeLoad sends POSTs until stopped or max are done: one client on one
-// keep-alive connection, one with a new connection per request, to
-// 127.0.0.1 only. POST, not GET: Go's client silently retries a GET that
-// failed on a reused connection, which would hide exactly the failures
-// this counts.
-type nodeLoad struct {
-	ok, failed atomic.Int64
-	mu         sync.Mutex
-	errs       []string
-	stop       context.CancelFunc
-	wg         sync.WaitGroup
-}
-
-func startNodeLoad(addr string) *nodeLoad {
-	const max = 200000
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	l := &nodeLoad{stop: cancel}
-	for _, keepAlive := range []bool{true, false} {
-		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: !keepAlive}}
-		l.wg.Go(func() {
-			for ctx.Err() == nil && l.ok.Load()+l.failed.Load() < max {
-				resp, err := client.Post("http://"+addr+"/", "text/plain", nil)
-				if err == nil {
-					_, err = io.ReadAll(resp.Body)
-					resp.Body.Close()
-					if err == nil && resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				if err != nil {
-					l.failed.Add(1)
-					l.mu.Lock()
-					l.errs = append(l.errs, err.Error())
-					l.mu.Unlock()
-					continue
-				}
-				l.ok.Add(1)
-			}
-		})
-	}
-	return l
-}
-
-func (l *nodeLoad) end(t *testing.T) {
-	t.Helper()
-	l.stop()
-	l.wg.Wait()
-	t.Logf("load: %d requests answered, %d failed", l.ok.Load(), l.failed.Load())
-	if n := l.failed.Load(); n > 0 {
-		t.Errorf("%d failed requests, first: %v", n, l.errs[:min(5, len(l.errs))])
-	}
-	if l.ok.Load() == 0 {
-		t.Error("no request answered")
-	}
-}
-
 // Reloads under load lose no request, whatever the app does on the stop
 // signal: nothing (the preload drains it), or PM2's graceful shutdown of
 // its own (the preload keeps server.close() from dropping idle keep-alive
@@ -341,7 +282,7 @@ func TestNodeReloadUnderLoad(t *testing.T) {
 			cfg.Ready.Mode, cfg.StopSignal = tc.ready, tc.stop
 			h, addr := startNode(t, cfg)
 			h.sd.waitFor(t, "READY=1")
-			l := startNodeLoad(addr)
+			l := testbin.StartLoad(addr)
 			for range 2 {
 				if err := h.sup.Reload(); err != nil {
 					t.Fatalf("reload: %v", err)
@@ -351,7 +292,7 @@ func TestNodeReloadUnderLoad(t *testing.T) {
 			for gen := 1; gen <= 2; gen++ {
 				h.waitCountFields(t, 2, "worker exited", logrus.Fields{"generation": gen})
 			}
-			l.end(t)
+			l.End(t)
 			if n := h.countLogged("worker exited", logrus.Fields{"exit": "exit status 0"}); n != 4 {
 				t.Errorf("%d drained workers exited 0, want 4", n)
 			}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -10,10 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/droverd/drover/testdata/testbin"
 )
@@ -50,62 +45,7 @@ func install(t *testing.T, src, dst string) {
 	}
 }
 
-// load sends requests until stopped: one client with keep-alive
-// connections, one with a new connection per request. It counts failures
-// and remembers the versions that answered.
-type load struct {
-	ok, failed atomic.Int64
-	mu         sync.Mutex
-	errs       []string
-	stop       context.CancelFunc
-	wg         sync.WaitGroup
-}
-
 var versionRE = regexp.MustCompile(`version=(\S+)`)
-
-func startLoad(addr string) *load {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // bounded even if the test forgets
-	l := &load{stop: cancel}
-	for _, keepAlive := range []bool{true, false} {
-		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: !keepAlive}}
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for ctx.Err() == nil {
-				// POST, not GET: Go's client silently retries a GET that
-				// failed on a reused connection, which would hide exactly
-				// the failures this counts.
-				resp, err := client.Post("http://"+addr+"/", "text/plain", nil)
-				if err == nil {
-					_, err = io.ReadAll(resp.Body)
-					resp.Body.Close()
-					if err == nil && resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				if err != nil {
-					l.failed.Add(1)
-					l.mu.Lock()
-					l.errs = append(l.errs, err.Error())
-					l.mu.Unlock()
-					continue
-				}
-				l.ok.Add(1)
-			}
-		}()
-	}
-	return l
-}
-
-func (l *load) end(t *testing.T) {
-	t.Helper()
-	l.stop()
-	l.wg.Wait()
-	t.Logf("load: %d requests answered, %d failed", l.ok.Load(), l.failed.Load())
-	if n := l.failed.Load(); n > 0 {
-		t.Errorf("%d failed requests, first: %v", n, l.errs[:min(5, len(l.errs))])
-	}
-}
 
 func versionOf(t *testing.T, addr string) string {
 	t.Helper()
@@ -132,7 +72,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	addr := regexp.MustCompile(`sockets="?([0-9.:]+)`).FindStringSubmatch(p.stderr.waitFor(t, "starting workers"))[1]
 	p.stderr.waitFor(t, "all 2 workers ready")
 
-	l := startLoad(addr)
+	l := testbin.StartLoad(addr)
 	for _, v := range []string{"v2", "v3"} {
 		install(t, buildExample(t, v), app)
 		out, err := exec.Command(bin.drover, "reload", "--control", control).CombinedOutput()
@@ -142,14 +82,14 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	// Keep the load on until the last old workers have drained.
 	p.stderr.waitForAll(t, 2, `msg="worker exited"`, "generation=2 ")
-	l.end(t)
+	l.End(t)
 	for range 20 {
 		if v := versionOf(t, addr); v != "v3" {
 			t.Fatalf("after the last reload version %s answered, want v3", v)
 		}
 	}
 
-	l = startLoad(addr)
+	l = testbin.StartLoad(addr)
 	broken := filepath.Join(dir, "broken")
 	if err := os.WriteFile(broken, []byte("#!/bin/sh\necho broken build >&2\nexit 1\n"), 0o755); err != nil {
 		t.Fatal(err)
@@ -159,7 +99,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "reload failed: worker 0 of generation 4") {
 		t.Errorf("drover reload of a broken build: %v, %q; want exit 1 with the reason", err, out)
 	}
-	l.end(t)
+	l.End(t)
 	if v := versionOf(t, addr); v != "v3" {
 		t.Errorf("after the failed reload version %s answered, want v3", v)
 	}
@@ -188,12 +128,12 @@ func TestNodeWorkerReloadUnderLoad(t *testing.T) {
 	addr := regexp.MustCompile(`sockets="?([0-9.:]+)`).FindStringSubmatch(p.stderr.waitFor(t, "starting workers"))[1]
 	p.stderr.waitFor(t, "all 2 workers ready")
 
-	l := startLoad(addr)
+	l := testbin.StartLoad(addr)
 	for range 2 {
 		if out, err := exec.Command(bin.drover, "reload", "--control", control).CombinedOutput(); err != nil {
 			t.Fatalf("drover reload: %v\n%s", err, out)
 		}
 	}
 	p.stderr.waitForAll(t, 2, `msg="worker exited"`, "generation=2 ")
-	l.end(t)
+	l.End(t)
 }

@@ -99,7 +99,7 @@ func TestUpgradeInPlace(t *testing.T) {
 	}
 	before = r.waitStatus(t, func(st *control.Status) bool { return st.Restarts == 1 && st.Ready == 2 })
 
-	l := startLoad(r.addr)
+	l := testbin.StartLoad(r.addr)
 	install(t, v2, r.drover)
 	start := time.Now()
 	out, err := r.upgrade(t)
@@ -108,7 +108,7 @@ func TestUpgradeInPlace(t *testing.T) {
 	}
 	t.Logf("drover upgrade took %v: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(out))
 	after := r.status(t)
-	l.end(t)
+	l.End(t)
 	switch {
 	case after.Pid != before.Pid:
 		t.Errorf("drover's pid %d -> %d", before.Pid, after.Pid)
