@@ -68,12 +68,7 @@ func (s *Supervisor) sampleUsage(st *control.Status, interval time.Duration) {
 		if after, ok := s.cpuTime(p.Pid); ok && before[i] > 0 {
 			p.CPUPercent = float64(after-before[i]) / float64(interval) * 100
 		}
-		p.RSSBytes = procfs.RSS(p.Pid)
-		if cg := s.cgroupOfPid(p.Pid); cg != nil {
-			if mem, ok := cg.MemoryCurrent(); ok {
-				p.RSSBytes = mem
-			}
-		}
+		p.RSSBytes = s.treeMemory(p.Pid, nil)
 	}
 }
 

@@ -113,6 +113,8 @@ func (s *Supervisor) sample(ws []*worker, pids []int, inodes []uint64, memory, l
 // treeMemory is a worker's memory with its descendants: its cgroup's
 // memory.current where the memory controller is on, else the RSS of its
 // process tree (shared pages count once per process, so this errs high).
+// With no descendants given, the RSS part is the worker's own (status
+// and metrics).
 func (s *Supervisor) treeMemory(pid int, descendants []int) int64 {
 	if cg := s.cgroupOfPid(pid); cg != nil {
 		if mem, ok := cg.MemoryCurrent(); ok {

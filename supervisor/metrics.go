@@ -9,7 +9,6 @@ import (
 
 	"github.com/droverd/drover/supervisor/metrics"
 	"github.com/droverd/drover/supervisor/output"
-	"github.com/droverd/drover/supervisor/procfs"
 	"github.com/droverd/drover/supervisor/sockets"
 )
 
@@ -133,14 +132,8 @@ func (s *Supervisor) metricsSnapshotWait() (metrics.Snapshot, error) {
 		if !sl.HasWorker {
 			continue
 		}
-		pid := sl.Pid
-		sl.RSSBytes = procfs.RSS(pid)
-		if cg := s.cgroupOfPid(pid); cg != nil {
-			if mem, ok := cg.MemoryCurrent(); ok {
-				sl.RSSBytes = mem
-			}
-		}
-		if d, ok := s.cpuTime(pid); ok {
+		sl.RSSBytes = s.treeMemory(sl.Pid, nil)
+		if d, ok := s.cpuTime(sl.Pid); ok {
 			sl.CPUSeconds = d.Seconds()
 		}
 	}
@@ -165,13 +158,8 @@ func (s *Supervisor) metricsSnapshot() metrics.Snapshot {
 	}
 	now := time.Now()
 	for _, sl := range s.slots {
-		recent := 0
-		for _, t := range sl.failures {
-			if now.Sub(t) < s.cfg.FailureWindow {
-				recent++
-			}
-		}
-		m := metrics.Slot{ID: sl.id, RecentFailures: recent}
+		sl.pruneFailures(now, s.cfg.FailureWindow)
+		m := metrics.Slot{ID: sl.id, RecentFailures: len(sl.failures)}
 		if w := sl.worker; w != nil {
 			m.HasWorker, m.Pid = true, w.pid
 			m.StartTime = float64(w.started.UnixNano()) / 1e9

@@ -189,6 +189,18 @@ type slot struct {
 	recycleBackoff time.Duration
 }
 
+// pruneFailures forgets the slot's failures older than window: what is
+// left is what counts toward a crash loop.
+func (sl *slot) pruneFailures(now time.Time, window time.Duration) {
+	kept := sl.failures[:0]
+	for _, t := range sl.failures {
+		if now.Sub(t) < window {
+			kept = append(kept, t)
+		}
+	}
+	sl.failures = kept
+}
+
 // worker is one process in a slot.
 type worker struct {
 	slot    *slot

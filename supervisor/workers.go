@@ -200,13 +200,8 @@ func (s *Supervisor) workerFailed(w *worker, why failure) {
 		return
 	}
 	now := time.Now()
-	kept := sl.failures[:0]
-	for _, t := range sl.failures {
-		if now.Sub(t) < s.cfg.FailureWindow {
-			kept = append(kept, t)
-		}
-	}
-	sl.failures = append(kept, now)
+	sl.pruneFailures(now, s.cfg.FailureWindow)
+	sl.failures = append(sl.failures, now)
 	if len(sl.failures) >= s.cfg.MaxFailures {
 		s.metrics.CrashLooped()
 		s.stop(fmt.Errorf("%w: worker %d failed %d times within %v; last: %s",
