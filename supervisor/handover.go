@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/droverd/drover/supervisor/metrics"
+	"github.com/droverd/drover/supervisor/sockets"
 )
 
 // HandoverFormat is the version of the state a drover hands to the image
@@ -151,6 +153,19 @@ func (k *keptFDs) keep(fd int) error {
 	}
 	*k = append(*k, fd)
 	return nil
+}
+
+// keepConn keeps c's descriptor across exec and returns its number; what
+// names it in the error.
+func (k *keptFDs) keepConn(c syscall.Conn, what string) (int, error) {
+	fd, err := sockets.FD(c)
+	if err == nil {
+		err = k.keep(fd)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("hand over %s: %w", what, err)
+	}
+	return fd, nil
 }
 
 func (k keptFDs) restore() {

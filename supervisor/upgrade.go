@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -187,46 +186,34 @@ func (s *Supervisor) prepareHandover() (*handover, keptFDs, []detachedOutput, er
 		ReloadFailure: s.reloadFailure, Launches: s.launches,
 		Counters: s.metrics.Carried(),
 	}
-	keep := func(c syscall.Conn, name, addr, unlink string) (handoverSocket, error) {
-		fd, err := sockets.FD(c)
-		if err == nil {
-			err = kept.keep(fd)
-		}
-		if err != nil {
-			return handoverSocket{}, fmt.Errorf("hand over %s: %w", name, err)
-		}
-		return handoverSocket{FD: fd, Name: name, Addr: addr, Unlink: unlink}, nil
+	keep := func(sock *sockets.Socket) (handoverSocket, error) {
+		fd, err := kept.keepConn(sock.File, sock.Name)
+		return handoverSocket{FD: fd, Name: sock.Name, Addr: sock.Addr, Unlink: sock.Unlink()}, err
 	}
-	for _, sock := range s.sockets {
-		hs, err := keep(sock.File, sock.Name, sock.Addr, sock.Unlink())
+	for i := range s.sockets {
+		hs, err := keep(&s.sockets[i])
 		if err != nil {
 			return nil, kept, nil, err
 		}
 		h.Sockets = append(h.Sockets, hs)
 	}
 	if m := s.metricsSocket; m != nil {
-		hs, err := keep(m.File, m.Name, m.Addr, m.Unlink())
+		hs, err := keep(m)
 		if err != nil {
 			return nil, kept, nil, err
 		}
 		h.Metrics = &hs
 	}
 	if s.control != nil {
-		fd, err := s.control.FD()
-		if err == nil {
-			err = kept.keep(fd)
-		}
+		fd, err := kept.keepConn(s.control, "the control socket")
 		if err != nil {
-			return nil, kept, nil, fmt.Errorf("hand over the control socket: %w", err)
+			return nil, kept, nil, err
 		}
 		h.Control = &handoverSocket{FD: fd, Addr: s.control.Path()}
 	}
-	fd, err := s.workerNotify.FD()
-	if err == nil {
-		err = kept.keep(fd)
-	}
+	fd, err := kept.keepConn(s.workerNotify, "the worker notify socket")
 	if err != nil {
-		return nil, kept, nil, fmt.Errorf("hand over the worker notify socket: %w", err)
+		return nil, kept, nil, err
 	}
 	h.WorkerNotify = handoverSocket{FD: fd, Addr: s.workerNotify.Addr}
 	if err := s.handOverPins(h, &kept); err != nil {
@@ -238,24 +225,18 @@ func (s *Supervisor) prepareHandover() (*handover, keptFDs, []detachedOutput, er
 
 func (s *Supervisor) handOverPins(h *handover, kept *keptFDs) error {
 	if s.pinLock != nil {
-		fd, err := sockets.FD(s.pinLock)
-		if err == nil {
-			err = kept.keep(fd)
-		}
+		fd, err := kept.keepConn(s.pinLock, "the pin lock")
 		if err != nil {
-			return fmt.Errorf("hand over the pin lock: %w", err)
+			return err
 		}
 		h.PinLockFD = fd
 	}
 	exe := s.current.exe
 	h.Generation = handoverGen{Number: s.current.number, Path: exe.path, FD: -1, Link: exe.link}
 	if exe.file != nil {
-		fd, err := sockets.FD(exe.file)
-		if err == nil {
-			err = kept.keep(fd)
-		}
+		fd, err := kept.keepConn(exe.file, "the pinned executable")
 		if err != nil {
-			return fmt.Errorf("hand over the pinned executable: %w", err)
+			return err
 		}
 		h.Generation.FD = fd
 	}
@@ -277,12 +258,9 @@ func (s *Supervisor) handOverSlots(h *handover, kept *keptFDs) ([]detachedOutput
 			},
 		}
 		if p := s.processOf(w.pid); p != nil && p.channel != nil {
-			fd, err := sockets.FD(p.channel)
-			if err == nil {
-				err = kept.keep(fd)
-			}
+			fd, err := kept.keepConn(p.channel, fmt.Sprintf("worker %d's node channel", sl.id))
 			if err != nil {
-				return nil, fmt.Errorf("hand over worker %d's node channel: %w", sl.id, err)
+				return nil, err
 			}
 			hs.Worker.Channel = fd
 		}
@@ -306,12 +284,9 @@ func (s *Supervisor) handOverSlots(h *handover, kept *keptFDs) ([]detachedOutput
 			if f == nil {
 				continue
 			}
-			fd, err := sockets.FD(f)
-			if err == nil {
-				err = kept.keep(fd)
-			}
+			fd, err := kept.keepConn(f, fmt.Sprintf("worker %d's output", sl.id))
 			if err != nil {
-				return outs, fmt.Errorf("hand over worker %d's output: %w", sl.id, err)
+				return outs, err
 			}
 			if j == 0 {
 				h.Slots[i].Worker.Stdout = fd

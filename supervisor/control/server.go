@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -192,9 +193,8 @@ func Adopt(f *os.File, path string, log logrus.FieldLogger) (*Server, error) {
 	return &Server{listener: ul, log: log, open: map[*net.UnixConn]bool{}}, nil
 }
 
-// FD is the listening socket's descriptor, for handing it over across
-// exec; the Server keeps it open.
-func (s *Server) FD() (int, error) { return sockets.FD(s.listener) }
+// SyscallConn is the listening socket's, for handing it over across exec.
+func (s *Server) SyscallConn() (syscall.RawConn, error) { return s.listener.SyscallConn() }
 
 // Path is the control socket's path.
 func (s *Server) Path() string { return s.listener.Addr().String() }

@@ -8,10 +8,9 @@ import (
 	"net"
 	"os"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/droverd/drover/supervisor/sockets"
 )
 
 // Message is one datagram a worker sent to drover's notify socket.
@@ -146,6 +145,5 @@ func Adopt(f *os.File, addr string) (*Listener, error) {
 	return &Listener{conn: conn, Addr: addr, uid: unix.Getuid()}, nil
 }
 
-// FD is the socket's descriptor, for handing it over across exec; the
-// Listener keeps it open.
-func (s *Listener) FD() (int, error) { return sockets.FD(s.conn) }
+// SyscallConn is the socket's, for handing it over across exec.
+func (s *Listener) SyscallConn() (syscall.RawConn, error) { return s.conn.SyscallConn() }
