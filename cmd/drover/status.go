@@ -109,10 +109,7 @@ func statusCommand(asJSON bool, controlFlag string, pos []string, stdout, stderr
 		fmt.Fprintln(stderr, "drover status: which drover? Name a UNIT, give --control PATH, or run it where $RUNTIME_DIRECTORY is set")
 		return exitUsage
 	}
-	resp, err := control.Call(path, control.Request{Command: "status"}, answerTimeout)
-	if err == nil && !resp.OK {
-		err = errors.New(resp.Error)
-	}
+	st, err := statusAt(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "drover status: %v\n", explainControlError(err))
 		if report.Unit != nil {
@@ -120,9 +117,21 @@ func statusCommand(asJSON bool, controlFlag string, pos []string, stdout, stderr
 		}
 		return 1
 	}
-	report.Drover = resp.Status
+	report.Drover = st
 	printReport(stdout, report, asJSON)
 	return 0
+}
+
+// statusAt asks the drover at the control socket path for its status.
+func statusAt(path string) (*control.Status, error) {
+	resp, err := control.Call(path, control.Request{Command: "status"}, answerTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if !resp.OK || resp.Status == nil {
+		return nil, errors.New(resp.Error)
+	}
+	return resp.Status, nil
 }
 
 func running(u unitInfo) bool {

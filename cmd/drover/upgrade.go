@@ -131,17 +131,6 @@ func upgradeAt(path string, timeout time.Duration) (*control.Status, error) {
 	}
 }
 
-func statusAt(path string) (*control.Status, error) {
-	resp, err := control.Call(path, control.Request{Command: "status"}, answerTimeout)
-	if err != nil {
-		return nil, err
-	}
-	if !resp.OK || resp.Status == nil {
-		return nil, fmt.Errorf("status: %s", resp.Error)
-	}
-	return resp.Status, nil
-}
-
 // upgradeAll upgrades every active service that runs drover, found
 // through systemd, and says on stderr how each went.
 func upgradeAll(timeout time.Duration, stdout, stderr io.Writer) int {
