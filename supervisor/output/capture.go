@@ -50,9 +50,19 @@ func NewCapture() (*Capture, error) {
 func (o *Capture) Start(meta Meta, sink Sink, lim Limits) {
 	o.Stdout.Close()
 	o.Stderr.Close()
+	o.forward(meta, sink, lim)
+}
+
+// forward reads each stream until its end; a nil reader is a stream that
+// ended before a handover (Resume).
+func (o *Capture) forward(meta Meta, sink Sink, lim Limits) {
 	o.started = true
 	var wg sync.WaitGroup
 	for i, stream := range [2]outputStream{streamStdout, streamStderr} {
+		if o.readers[i] == nil {
+			close(o.eof[i])
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -191,19 +201,6 @@ func Resume(readers [2]*os.File, meta Meta, sink Sink, lim Limits) *Capture {
 		eof:     [2]chan struct{}{make(chan struct{}), make(chan struct{})},
 		done:    make(chan struct{}),
 	}
-	for i, r := range readers {
-		if r == nil {
-			// Already at EOF: nothing more to read.
-			o.readers[i], _ = os.Open(os.DevNull)
-		}
-	}
-	o.Stdout, o.Stderr = nopFile(), nopFile()
-	o.Start(meta, sink, lim)
+	o.forward(meta, sink, lim)
 	return o
-}
-
-// nopFile is a closed stand-in for the write ends Start closes.
-func nopFile() *os.File {
-	f, _ := os.Open(os.DevNull)
-	return f
 }

@@ -1,6 +1,7 @@
 package output
 
 import (
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -58,5 +59,24 @@ func TestDetachAndResume(t *testing.T) {
 	if strings.Join(got, " ") != "one two three four" && strings.Join(got, " ") != "two one three four" &&
 		strings.Join(got, " ") != "one two four three" && strings.Join(got, " ") != "two one four three" {
 		t.Errorf("lines %q, want one and two, then three and four, each once", got)
+	}
+}
+
+// A stream that had ended before the handover is handed over as nil: the
+// resumed capture forwards the other and still ends.
+func TestResumeWithAnEndedStream(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &recordingSink{}
+	c := Resume([2]*os.File{nil, r}, Meta{ID: 1}, sink, Limits{})
+	w.WriteString("only stderr\n")
+	w.Close()
+	if !c.Wait(time.Second, time.Second) {
+		t.Fatal("the resumed capture did not end")
+	}
+	if got := sink.all(); len(got) != 1 || string(got[0].message) != "only stderr" || got[0].stream != streamStderr {
+		t.Errorf("entries %+v, want the stderr line alone", got)
 	}
 }
