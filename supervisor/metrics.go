@@ -1,10 +1,12 @@
 package supervisor
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/droverd/drover/supervisor/metrics"
@@ -33,7 +35,7 @@ func (s *Supervisor) takeMetricsSocket() error {
 		for j, sock := range s.sockets {
 			names[j] = sock.Name
 		}
-		return usage(fmt.Errorf("--metrics-socket %q: systemd passed no socket of that name (LISTEN_FDNAMES=%s; set FileDescriptorName=%s in the metrics .socket unit)", name, joinNames(names), name))
+		return usage(fmt.Errorf("--metrics-socket %q: systemd passed no socket of that name (LISTEN_FDNAMES=%s; set FileDescriptorName=%s in the metrics .socket unit)", name, cmp.Or(strings.Join(names, ":"), "(none)"), name))
 	}
 	sock := s.sockets[i]
 	s.metricsSocket = &sock
@@ -42,17 +44,6 @@ func (s *Supervisor) takeMetricsSocket() error {
 		return usage(fmt.Errorf("--metrics-socket %q: it is the only socket systemd passed; the workers need one of their own", name))
 	}
 	return nil
-}
-
-func joinNames(names []string) string {
-	if len(names) == 0 {
-		return "(none)"
-	}
-	out := names[0]
-	for _, n := range names[1:] {
-		out += ":" + n
-	}
-	return out
 }
 
 // openMetrics creates the metrics and, outside socket activation, opens

@@ -98,8 +98,8 @@ type Supervisor struct {
 	upgradedFrom string
 	// handover is the state this image adopts, nil after a plain start.
 	handover *handover
-	// unit is the systemd unit drover runs in, "" outside one: the
-	// workers' journal streams name it.
+	// unit is the systemd unit drover runs in, "" outside one or without
+	// journald: the workers' journal streams name it.
 	unit string
 	// writeExecuteDenied: drover (and so every worker) runs under
 	// MemoryDenyWriteExecute= (jit.go).
@@ -167,7 +167,9 @@ func New(cfg Config) (_ *Supervisor, err error) {
 		return nil, err
 	}
 	s.openCgroups()
-	s.unit, _ = cgroup.Unit()
+	if cfg.Journal {
+		s.unit, _ = cgroup.Unit()
+	}
 	s.writeExecuteDenied = writeExecuteDenied()
 	return s, nil
 }
