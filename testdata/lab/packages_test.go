@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -225,10 +224,7 @@ func pkgUpgradeUnderLoad(p *pkgLab, b *box) {
 
 	upgrade := ld.Next(fmt.Sprintf("dpkg -i myapp %s, until the old workers drained", pkgUpgrade)) + 1
 	b.long("dpkg", "-i", deb("myapp", pkgUpgrade))
-	b.waitFor(fmt.Sprintf("the old workers to drain (drover %d back to %d children)", p.mainPid, len(kids)), 20*time.Second, func() (bool, string) {
-		now := b.children(p.mainPid)
-		return len(now) == len(kids) && !slices.ContainsFunc(now, func(pid int) bool { return slices.Contains(kids, pid) }), fmt.Sprintf("children %v", now)
-	})
+	b.waitReplaced(p.mainPid, kids, 20*time.Second)
 	after := ld.Next("after the upgrade: only "+pkgUpgrade+" may answer") + 1
 	b.waitLoad(ld, 200)
 	ld.Stop()

@@ -41,6 +41,16 @@ func (b *box) waitDrained(mainPid int) {
 	})
 }
 
+// waitReplaced waits until drover has as many children as old and none of
+// them: every old worker has drained and exited, replaced by a new one.
+func (b *box) waitReplaced(mainPid int, old []int, timeout time.Duration) {
+	b.t.Helper()
+	b.waitFor(fmt.Sprintf("the old workers to drain (drover %d back to %d new children)", mainPid, len(old)), timeout, func() (bool, string) {
+		now := b.children(mainPid)
+		return len(now) == len(old) && !slices.ContainsFunc(now, func(pid int) bool { return slices.Contains(old, pid) }), fmt.Sprintf("children %v", now)
+	})
+}
+
 // waitLoad waits until both clients of ld got at least n answers in the
 // current phase; it fails the test if the run ended.
 func (b *box) waitLoad(ld *Load, n int) {

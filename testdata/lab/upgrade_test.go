@@ -34,14 +34,11 @@ func pkgDroverUpgrade(p *pkgLab, b *box) {
 	b.sh("systemctl", "daemon-reload")
 	b.sh("systemctl", "restart", "myapp.service")
 	st := b.waitStatus("myapp's workers ready", "myapp", 30*time.Second, false, func(st droverStatus) bool {
-		return st.Drover != nil && st.Drover.Ready == workersOf(st) && st.Drover.Ready > 0
+		return st.Drover != nil && st.Drover.Workers > 0 && st.Drover.Ready == st.Drover.Workers
 	})
 	p.mainPid = st.Drover.Pid
 	kids := b.children(p.mainPid)
 	slices.Sort(kids)
-	if st.Drover.Version != pkgUpgrade && st.Drover.Version != pkgRelease {
-		b.t.Logf("drover reports version %q", st.Drover.Version)
-	}
 	before := st.Drover.Version
 
 	ld := startLoad(b.port, "before the drover upgrade")
@@ -76,10 +73,7 @@ func pkgDroverUpgrade(p *pkgLab, b *box) {
 	// A reload right after: the new drover runs it.
 	gen := st.Drover.Generation
 	b.long("systemctl", "reload", "myapp.service")
-	b.waitFor("the old workers to drain after the reload", 30*time.Second, func() (bool, string) {
-		now := b.children(p.mainPid)
-		return len(now) == len(kids) && !slices.ContainsFunc(now, func(pid int) bool { return slices.Contains(kids, pid) }), fmt.Sprintf("children %v", now)
-	})
+	b.waitReplaced(p.mainPid, kids, 30*time.Second)
 	if st, _ = b.statusJSON("myapp", 0); st.Drover.Generation != gen+1 {
 		b.t.Errorf("after the reload: generation %d, want %d", st.Drover.Generation, gen+1)
 	}
@@ -105,13 +99,6 @@ func pkgDroverUpgrade(p *pkgLab, b *box) {
 	if r := b.getLogged(5 * time.Second); r.Version != pkgUpgrade {
 		b.t.Errorf("after a refused upgrade answered by %q", r.Version)
 	}
-}
-
-func workersOf(st droverStatus) int {
-	if st.Drover == nil {
-		return 0
-	}
-	return st.Drover.Workers
 }
 
 // failedRequests fails the test for any failed request in phases up to
