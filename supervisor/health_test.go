@@ -2,27 +2,12 @@ package supervisor
 
 import (
 	"errors"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sirupsen/logrus"
 )
-
-// call makes one request for path on a new connection.
-func call(t *testing.T, addr, path string) string {
-	t.Helper()
-	client := &http.Client{Timeout: waitLimit, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Get("http://" + addr + path)
-	if err != nil {
-		t.Fatalf("GET %s%s: %v", addr, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
-}
 
 func healthConfig(t *testing.T, n int) (Config, string) {
 	cfg, reports := testConfig(t, n, "health")

@@ -261,17 +261,21 @@ func (h *harness) waitLogged(t *testing.T, msg string, fields logrus.Fields) {
 }
 
 // get makes one request on a new connection and returns the body.
-func get(t *testing.T, addr string) string {
+func get(t *testing.T, addr string) string { return call(t, addr, "/") }
+
+// call makes one request for path on a new connection and returns the
+// body.
+func call(t *testing.T, addr, path string) string {
 	t.Helper()
 	client := &http.Client{Timeout: waitLimit, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Get("http://" + addr + "/")
+	resp, err := client.Get("http://" + addr + path)
 	if err != nil {
-		t.Fatalf("GET %s: %v", addr, err)
+		t.Fatalf("GET %s%s: %v", addr, path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("GET %s: %v", addr, err)
+		t.Fatalf("GET %s%s: %v", addr, path, err)
 	}
 	return string(b)
 }

@@ -151,22 +151,13 @@ var pidRE = regexp.MustCompile(`pid=(\d+)`)
 // that answered.
 func fetch(t *testing.T, addr, path string) (string, int) {
 	t.Helper()
-	client := &http.Client{Timeout: waitLimit, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Get("http://" + addr + path)
-	if err != nil {
-		t.Fatalf("GET %s%s: %v", addr, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s%s: %v", addr, path, err)
-	}
-	m := pidRE.FindSubmatch(b)
+	b := call(t, addr, path)
+	m := pidRE.FindStringSubmatch(b)
 	if m == nil {
 		t.Fatalf("GET %s%s: no pid in %q", addr, path, b)
 	}
-	pid, _ := strconv.Atoi(string(m[1]))
-	return string(b), pid
+	pid, _ := strconv.Atoi(m[1])
+	return b, pid
 }
 
 // status asks the running supervisor for its status, as drover status
