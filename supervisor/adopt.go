@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -26,8 +27,8 @@ func HandoverFromEnv() *os.File {
 		return nil
 	}
 	os.Unsetenv(handoverEnv)
-	var fd int
-	if _, err := fmt.Sscanf(v, "%d", &fd); err != nil || fd < 0 {
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 0 {
 		return nil
 	}
 	return adoptFile(fd, "drover-handover")

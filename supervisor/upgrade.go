@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -83,20 +84,12 @@ func checkBinary(path string) (UpgradeCheck, error) {
 	if err != nil {
 		var exitErr *exec.ExitError
 		if errors.As(err, &exitErr) && len(exitErr.Stderr) > 0 {
-			err = fmt.Errorf("%w: %s", err, firstLine(string(exitErr.Stderr)))
+			line, _, _ := strings.Cut(string(exitErr.Stderr), "\n")
+			err = fmt.Errorf("%w: %s", err, line)
 		}
 		return check, fmt.Errorf("upgrade refused: the new binary %s does not answer upgrade-check (%v); drover keeps running as it was", path, err)
 	}
 	return check, nil
-}
-
-func firstLine(s string) string {
-	for i, c := range s {
-		if c == '\n' {
-			return s[:i]
-		}
-	}
-	return s
 }
 
 // upgradeBlocker says why the loop cannot hand over now, "" if it can:

@@ -102,16 +102,12 @@ func upgradeAt(path string, timeout time.Duration) (*control.Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := control.Call(path, control.Request{Command: "upgrade"}, timeout)
-	switch {
-	case err == nil && !resp.OK:
-		return nil, errors.New(resp.Error)
-	case err == nil:
-		// Answered: a drover that has no upgrade (a test double) or an
-		// exec that failed after answering; the status says which.
-	}
-	// The exec closed the connection. The new image answers once it has
+	// A refusal, or an exec that failed, is answered. Otherwise the exec
+	// closed the connection, and the new image answers status once it has
 	// adopted the workers.
+	if resp, err := control.Call(path, control.Request{Command: "upgrade"}, timeout); err == nil && !resp.OK {
+		return nil, errors.New(resp.Error)
+	}
 	deadline := time.Now().Add(timeout)
 	for {
 		st, err := statusAt(path)
