@@ -128,8 +128,8 @@ func parseMountLine(line string) (mount, bool) {
 	for i := 6; i < len(fields)-1; i++ {
 		if fields[i] == "-" {
 			return mount{
-				root:   unescapeMount(fields[3]),
-				point:  unescapeMount(fields[4]),
+				root:   UnescapeMount(fields[3]),
+				point:  UnescapeMount(fields[4]),
 				fstype: fields[i+1],
 			}, true
 		}
@@ -137,9 +137,10 @@ func parseMountLine(line string) (mount, bool) {
 	return mount{}, false
 }
 
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space, \011,
-// \012, \134), which keep its fields separable.
-func unescapeMount(s string) string {
+// UnescapeMount undoes mountinfo's octal escapes (\040 for a space, \011,
+// \012, \134), which keep its fields separable; a malformed escape is
+// left as it is.
+func UnescapeMount(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}

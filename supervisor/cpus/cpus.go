@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/droverd/drover/supervisor/cgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -145,7 +146,7 @@ func parseCgroupMounts(s string) []cgroupMount {
 		if len(fields) > sep+3 {
 			superOpts = fields[sep+3]
 		}
-		point := unescapeMount(fields[4])
+		point := cgroup.UnescapeMount(fields[4])
 		if !path.IsAbs(point) {
 			continue
 		}
@@ -155,7 +156,7 @@ func parseCgroupMounts(s string) []cgroupMount {
 		}
 		// Whatever is mounted here now, cgroup or not, hides what was.
 		mounts = slices.DeleteFunc(mounts, func(old cgroupMount) bool { return old.point == point })
-		m := cgroupMount{root: unescapeMount(fields[3]), point: point}
+		m := cgroupMount{root: cgroup.UnescapeMount(fields[3]), point: point}
 		switch {
 		case fstype == "cgroup2":
 			m.v2 = true
@@ -289,24 +290,4 @@ func hasItem(list, item string) bool {
 		}
 	}
 	return false
-}
-
-// unescapeMount undoes mountinfo's octal escapes ("\040" for a space) in a
-// path; a malformed escape is left as it is.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
