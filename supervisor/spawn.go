@@ -3,7 +3,7 @@ package supervisor
 import (
 	"context"
 	"fmt"
-	"io"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -133,8 +133,9 @@ func (s *spawner) close() {
 type process struct {
 	cmd *exec.Cmd
 	pid int
-	// execStatus is the read end of the trampoline's status pipe.
-	execStatus *os.File
+	// execStatus is drover's end of the trampoline's status channel
+	// (execstatus.go).
+	execStatus *net.UnixConn
 	// channel is drover's end of a Node worker's IPC channel (--node),
 	// else nil.
 	channel *os.File
@@ -149,16 +150,16 @@ type process struct {
 
 // launch starts a worker through the trampoline with the sockets at fds
 // 3.., then a Node worker's IPC channel (--node), then the exec status
-// pipe.
+// channel.
 //
-// The channel comes before the status pipe, not after: the trampoline
+// The IPC channel comes before the status channel, not after: the trampoline
 // marks every fd from the status fd up close-on-exec, so the channel
 // stays open across its exec with no word to the trampoline, and nothing
 // else can slip through. LISTEN_FDS does not count it.
 func (s *Supervisor) launch(id int, gen *generation) (_ *process, err error) {
-	statusR, statusW, err := os.Pipe()
+	statusR, statusW, err := newExecStatus()
 	if err != nil {
-		return nil, fmt.Errorf("start worker %d: status pipe: %w", id, err)
+		return nil, fmt.Errorf("start worker %d: %w", id, err)
 	}
 	defer statusW.Close()
 	files := make([]*os.File, 0, len(s.sockets)+2)
@@ -267,18 +268,18 @@ func (s *Supervisor) workerEnv(id, generation int) []string {
 // still holds the pipes; that wait is bounded so a daemonized grandchild
 // cannot delay the exit's handling and the restart (forwarding goes on).
 func (p *process) wait() exit {
-	msg, _ := io.ReadAll(p.execStatus)
-	p.execStatus.Close()
+	msg, journalStreams := readExecStatus(p.execStatus)
 	// Cmd.Wait alone would hold an OS thread in waitid for as long as the
 	// worker lives; WaitExit parks in the runtime poller on a pidfd, and
 	// Cmd.Wait then reaps a zombie at once. On error, Cmd.Wait waits.
 	proctree.WaitExit(context.Background(), p.pid)
+	journalStreams.awaitRead()
 	p.cmd.Wait()
 	// Its cgroup goes before its output is waited for: a child that holds
 	// the pipes is dead then, so EOF comes at once.
 	p.removeCgroup()
 	p.capture().Wait(200*time.Millisecond, 5*time.Second)
-	e := exit{status: exitFailure(p.cmd.ProcessState), execErr: string(msg)}
+	e := exit{status: exitFailure(p.cmd.ProcessState), execErr: msg}
 	// ProcessState is nil when Wait failed (the pid was reaped elsewhere).
 	if ps := p.cmd.ProcessState; ps != nil {
 		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {

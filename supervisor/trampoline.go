@@ -34,9 +34,10 @@ const execFailedCode = 127
 // (SystemCallFilter=, which the shipped unit sets) make clone3 fail with
 // ENOSYS on purpose, and Go's os/exec does not fall back.
 //
-// The status fd is a pipe to the supervisor. It is close-on-exec, so a
-// successful execve closes it with nothing written; a failed one writes the
-// reason, so the supervisor can tell "could not exec" from "crashed".
+// The status fd is a channel to the supervisor (execstatus.go). It is
+// close-on-exec, so a successful execve closes it with nothing written
+// but the journal streams; a failed one writes the reason, so the
+// supervisor can tell "could not exec" from "crashed".
 func ExecWorker(args []string) int {
 	if len(args) < 5 {
 		fmt.Fprintf(os.Stderr, "drover %s: internal use only\n", TrampolineArg)
@@ -58,7 +59,7 @@ func ExecWorker(args []string) int {
 	}
 	environ := os.Environ()
 	if identifier != "-" {
-		environ = connectJournal(identifier, environ)
+		environ = connectJournal(identifier, environ, statusFD)
 	}
 	env := workerOwnEnv(environ, os.Getpid())
 	err = unix.Exec(path, argv, env)
@@ -115,8 +116,8 @@ func workerOwnEnv(environ []string, pid int) []string {
 // drover is out of the data path. Where journald cannot be reached, the
 // worker keeps drover's pipes and drover forwards its output. It returns
 // environ with JOURNAL_STREAM naming the worker's stderr, as systemd sets
-// it.
-func connectJournal(journalArg string, environ []string) []string {
+// it, and sends drover the streams on statusFD.
+func connectJournal(journalArg string, environ []string, statusFD int) []string {
 	identifier, unit, _ := strings.Cut(journalArg, "\n")
 	out, err := journal.ConnectStream(identifier, unit, 6)
 	if err != nil {
@@ -133,6 +134,7 @@ func connectJournal(journalArg string, environ []string) []string {
 	}
 	unix.Close(out)
 	unix.Close(errFD)
+	sendStreams(statusFD)
 	if id, err := journal.StreamID(2); err == nil {
 		environ = append(environ, "JOURNAL_STREAM="+id)
 	}

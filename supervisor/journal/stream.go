@@ -3,6 +3,7 @@ package journal
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -60,4 +61,31 @@ func StreamID(fd int) (string, error) {
 		return "", err
 	}
 	return strconv.FormatUint(st.Dev, 10) + ":" + strconv.FormatUint(st.Ino, 10), nil
+}
+
+// readPoll is how often AwaitRead looks at the send queues.
+const readPoll = 2 * time.Millisecond
+
+// AwaitRead waits until journald has read everything sent on the stream
+// connections fds (their send queues, SIOCOUTQ, are empty) or timeout has
+// passed, and says whether it had. A unix socket charges the bytes to the
+// sender until the reader has taken them, so an empty queue means read;
+// no event says so, hence the polling.
+func AwaitRead(fds []int, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		queued := false
+		for _, fd := range fds {
+			if n, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ); err == nil && n > 0 {
+				queued = true
+			}
+		}
+		if !queued {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(readPoll)
+	}
 }

@@ -495,15 +495,33 @@ ExecStart=%s
 
 // testJournalQuickExit: a worker that writes one line and exits at once
 // has it under `journalctl -u myapp.service`, at priority 3 from stderr,
-// with its own pid. Its stream names the unit, as systemd's do, so
-// journald can attribute the line even once the writer is gone.
+// with its own pid, even when journald reads the line only after the
+// worker exited: journald is stopped while the workers run and exit, and
+// resumed once both are zombies that drover has not reaped. journald
+// trusts the unit a stream names only from root, so it attributes the
+// line by the writer's cgroup, which it can read only while the process
+// is there: drover reaps a worker only once journald has read its output.
 func testJournalQuickExit(b *box) {
 	b.dropIn("myapp.service", fmt.Sprintf(`[Service]
 ExecStart=
 ExecStart=%s
 `, b.execStart("", `/bin/sh -c 'echo last words >&2; exit 1'`)))
 	b.sh("systemctl", "start", "myapp.socket")
-	b.try("systemctl", "start", "myapp.service")
+	journald := strings.TrimSpace(b.sh("systemctl", "show", "-P", "MainPID", "systemd-journald.service"))
+	b.sh("kill", "-STOP", journald)
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			b.quiet("kill", "-CONT", journald)
+		}
+	}
+	defer resume()
+	b.sh("systemctl", "start", "--no-block", "myapp.service")
+	// Both workers exited and are unreaped: children of drover, state Z.
+	b.sh("timeout", "10", "sh", "-c", `until drover=$(systemctl show -P MainPID myapp.service) && [ "$drover" != 0 ] &&
+  [ "$(grep -l '^State:.Z' /proc/[0-9]*/status 2>/dev/null | xargs -r grep -hx "PPid:.$drover" | wc -l)" -ge 2 ]; do sleep 0.01; done`)
+	resume()
 	b.waitJournal("start failed")
 	var lines []entry
 	b.waitFor("both workers' last words under -u myapp.service", 10*time.Second, func() (bool, string) {
