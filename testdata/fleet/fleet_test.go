@@ -89,6 +89,29 @@ type fleet struct {
 	// gens is each host's drover generation, recorded after the broken
 	// rollout: the bad-input runs must not move it.
 	gens map[string]int
+	// failures are the steps' errors, repeated in the summary at the end
+	// where a CI excerpt of the output's tail shows them.
+	failures []string
+}
+
+// errorf reports a failure of step t, and keeps it for the summary.
+func (f *fleet) errorf(t *testing.T, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	f.failures = append(f.failures, t.Name()+": "+firstLine(msg))
+	t.Error(msg)
+}
+
+// fatalf is errorf, then ends step t.
+func (f *fleet) fatalf(t *testing.T, format string, args ...any) {
+	t.Helper()
+	f.errorf(t, format, args...)
+	t.FailNow()
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
 
 func TestFleet(t *testing.T) {
@@ -126,6 +149,9 @@ func TestFleet(t *testing.T) {
 		if !ok {
 			break
 		}
+	}
+	for _, msg := range f.failures {
+		fmt.Fprintf(&table, "  %s\n", msg)
 	}
 	t.Logf("\n%sfleet test took %v in all", table.String(), time.Since(start).Round(time.Millisecond))
 }
@@ -607,7 +633,7 @@ func (f *fleet) wantAll(t *testing.T, states map[string]state, v string) {
 	for _, h := range f.hosts {
 		s := states[h.name]
 		if s.pkg != v+"-1" || s.answer != v || !readyAll(s.ready) {
-			t.Errorf("%s: %s; want package %s-1 answering %s, every worker ready", h.name, s, v, v)
+			f.errorf(t, "%s: %s; want package %s-1 answering %s, every worker ready", h.name, s, v, v)
 		}
 	}
 }
@@ -622,7 +648,7 @@ func (f *fleet) install(t *testing.T) {
 	f.t = t
 	p := f.playbook(f.inventory("fleet", f.hosts), f.pkgs[release])
 	if p.code != 0 {
-		t.Fatalf("the install of %s failed (exit %d)", release, p.code)
+		f.fatalf(t, "the install of %s failed (exit %d)", release, p.code)
 	}
 	f.wantAll(t, f.states("after the install"), release)
 }
@@ -668,7 +694,7 @@ backend myapp
 		t.Fatal(err)
 	}
 	if out, err := exec.Command("haproxy", "-c", "-f", path).CombinedOutput(); err != nil {
-		t.Fatalf("haproxy -c: %v\n%s", err, out)
+		f.fatalf(t, "haproxy -c: %v\n%s", err, out)
 	}
 	logFile, err := os.Create(filepath.Join(f.dir, "haproxy.log"))
 	if err != nil {
@@ -679,7 +705,7 @@ backend myapp
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("haproxy: %v", err)
+		f.fatalf(t, "haproxy: %v", err)
 	}
 	logFile.Close()
 	exited := make(chan struct{})
@@ -707,7 +733,7 @@ backend myapp
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(filepath.Join(f.dir, "haproxy.log"))
-			t.Fatalf("haproxy: %d of %d servers UP after 30s (%v):\n%s\nlog:\n%s", up, len(f.hosts), err, stat, log)
+			f.fatalf(t, "haproxy: %d of %d servers UP after 30s (%v):\n%s\nlog:\n%s", up, len(f.hosts), err, stat, log)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -764,14 +790,14 @@ var fleetLoad = lab.LoadBounds{MaxDuration: 6 * time.Minute, NewConnEvery: 10 * 
 func (f *fleet) underLoad(t *testing.T, during string, fn func()) (ok, failed int, counts []lab.LoadCounts) {
 	ld := lab.StartLoad(f.haproxy, "before", fleetLoad)
 	defer ld.Stop()
-	waitAnswers(t, ld, 0, 100)
+	f.waitAnswers(t, ld, 0, 100)
 	ld.Next(during)
 	fn()
 	ld.Next("after")
-	waitAnswers(t, ld, 2, 100)
+	f.waitAnswers(t, ld, 2, 100)
 	ld.Stop()
 	if ended, why := ld.Ended(); !ended || why != "stopped" {
-		t.Errorf("the load client ended by itself (%s) before the test stopped it", why)
+		f.errorf(t, "the load client ended by itself (%s) before the test stopped it", why)
 	}
 	var lines []string
 	for i := 0; i <= 2; i++ {
@@ -787,21 +813,21 @@ func (f *fleet) underLoad(t *testing.T, during string, fn func()) (ok, failed in
 	t.Logf("requests through HAProxy:\n%s", strings.Join(lines, "\n"))
 	t.Logf("load: %d requests answered, %d failed", ok, failed)
 	if failed > 0 {
-		t.Errorf("%d requests through HAProxy failed, want 0", failed)
+		f.errorf(t, "%d requests through HAProxy failed, want 0", failed)
 	}
 	return ok, failed, counts
 }
 
 // waitAnswers waits until phase i has n answers.
-func waitAnswers(t *testing.T, ld *lab.Load, i, n int) {
+func (f *fleet) waitAnswers(t *testing.T, ld *lab.Load, i, n int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for ld.Counts(i).OK < n {
 		if ended, why := ld.Ended(); ended {
-			t.Fatalf("the load client ended early: %s", why)
+			f.fatalf(t, "the load client ended early: %s", why)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("phase %d: only %d answers in 20s", i, ld.Counts(i).OK)
+			f.fatalf(t, "phase %d: only %d answers in 20s", i, ld.Counts(i).OK)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -816,12 +842,12 @@ func (f *fleet) goodRollout(t *testing.T) {
 		p = f.playbook(f.inventory("fleet", f.hosts), f.pkgs[good])
 	})
 	if p.code != 0 {
-		t.Fatalf("the rollout of %s failed (exit %d)", good, p.code)
+		f.fatalf(t, "the rollout of %s failed (exit %d)", good, p.code)
 	}
 	f.logTimes(t, p)
 	for v := range counts[2].Versions {
 		if v != good {
-			t.Errorf("after the rollout, version %s answered through HAProxy; want only %s", v, good)
+			f.errorf(t, "after the rollout, version %s answered through HAProxy; want only %s", v, good)
 		}
 	}
 	f.wantAll(t, f.states("after the rollout of "+good), good)
@@ -843,18 +869,18 @@ func (f *fleet) secondRun(t *testing.T) {
 	before := f.states("before the second run")
 	p := f.playbook(f.inventory("fleet", f.hosts), f.pkgs[good])
 	if p.code != 0 {
-		t.Fatalf("the second run of %s failed (exit %d)", good, p.code)
+		f.fatalf(t, "the second run of %s failed (exit %d)", good, p.code)
 	}
 	rc := p.recap()
 	for _, h := range f.hosts {
 		if r, ok := rc[h.name]; !ok || r.changed != 0 {
-			t.Errorf("%s: the second run reports %+v; want changed=0", h.name, r)
+			f.errorf(t, "%s: the second run reports %+v; want changed=0", h.name, r)
 		}
 	}
 	after := f.states("after the second run")
 	for _, h := range f.hosts {
 		if before[h.name] != after[h.name] {
-			t.Errorf("%s: was %s, now %s; want nothing changed", h.name, before[h.name], after[h.name])
+			f.errorf(t, "%s: was %s, now %s; want nothing changed", h.name, before[h.name], after[h.name])
 		}
 	}
 }
@@ -870,7 +896,7 @@ func (f *fleet) brokenRollout(t *testing.T) {
 		p = f.playbook(f.inventory("fleet", f.hosts), f.pkgs[broken])
 	})
 	if p.code == 0 {
-		t.Fatalf("the rollout of the broken build succeeded")
+		f.fatalf(t, "the rollout of the broken build succeeded")
 	}
 	f.logTimes(t, p)
 	first := f.hosts[0]
@@ -884,17 +910,22 @@ func (f *fleet) brokenRollout(t *testing.T) {
 	t.Logf("the play printed for the broken build:\n%s", msg)
 	for _, want := range []string{"fatal: [" + first.name + "]", "did not come up: reload failed: worker", "exit status 1", "drover serves generation", "Package put back to " + good + "-1", "broken build, cannot start"} {
 		if !strings.Contains(msg, want) && !strings.Contains(p.out, want) {
-			t.Errorf("the play's output does not say %q", want)
+			f.errorf(t, "the play's output does not say %q", want)
 		}
 	}
+	if !strings.Contains(msg, "broken build, cannot start") {
+		// Where journald put the worker's words, and when.
+		t.Logf("%s's journal of the worker's line:\n%s", first.name, f.inside(first, 10*time.Second, "journalctl", "-b", "-o", "json", "--no-pager",
+			"--output-fields=_PID,_SYSTEMD_UNIT,_SYSTEMD_CGROUP,_SOURCE_REALTIME_TIMESTAMP", "MESSAGE=myapp: broken build, cannot start"))
+	}
 	if len(p.batches()) != 1 {
-		t.Errorf("the rollout play ran %d batches; want it to stop after the first", len(p.batches()))
+		f.errorf(t, "the rollout play ran %d batches; want it to stop after the first", len(p.batches()))
 	}
 	after := f.states("after the broken rollout")
 	f.wantAll(t, after, good)
 	for _, h := range f.hosts[1:] {
 		if before[h.name] != after[h.name] {
-			t.Errorf("%s: was %s, now %s; want it untouched", h.name, before[h.name], after[h.name])
+			f.errorf(t, "%s: was %s, now %s; want it untouched", h.name, before[h.name], after[h.name])
 		}
 	}
 	f.gens = map[string]int{}
@@ -911,7 +942,7 @@ func (f *fleet) wantUnchanged(t *testing.T, what string) {
 	f.wantAll(t, states, good)
 	for _, h := range f.hosts {
 		if states[h.name].generation != f.gens[h.name] {
-			t.Errorf("%s: generation %d, was %d: something reloaded it", h.name, states[h.name].generation, f.gens[h.name])
+			f.errorf(t, "%s: generation %d, was %d: something reloaded it", h.name, states[h.name].generation, f.gens[h.name])
 		}
 	}
 }
@@ -922,11 +953,11 @@ func (f *fleet) badRun(t *testing.T, what, inventory, pkg string, want ...string
 	f.t = t
 	p := f.playbook(inventory, pkg)
 	if p.code == 0 {
-		t.Fatalf("the play succeeded with %s", what)
+		f.fatalf(t, "the play succeeded with %s", what)
 	}
 	for _, w := range want {
 		if !strings.Contains(p.out, w) {
-			t.Errorf("the play's output does not say %q", w)
+			f.errorf(t, "the play's output does not say %q", w)
 		}
 	}
 	for _, l := range p.lines {
