@@ -28,6 +28,19 @@ type box struct {
 	build  *Build
 	port   int
 	cursor string // journal position when the scenario started
+	// measured collects the figures a scenario reports (report), which
+	// the lab prints again under its table of results.
+	measured func(string)
+}
+
+// report logs a measurement and keeps it for the lab's summary.
+func (b *box) report(format string, args ...any) {
+	b.t.Helper()
+	line := fmt.Sprintf(format, args...)
+	b.t.Log(line)
+	if b.measured != nil {
+		b.measured(line)
+	}
 }
 
 // Paths inside the container.

@@ -358,7 +358,7 @@ ExecStart=%s
 	// The same burst from a plain service (StandardOutput=journal, the
 	// same rate limit), measured the same way, right after.
 	plain := b.plainBurst(1, burstLines, burst, interval)
-	b.t.Logf("side by side, %d lines each: plain service %.0f lines/s, drover worker %.0f lines/s: drover at %.2f x the plain service's rate",
+	b.report("side by side, %d lines each: plain service %.0f lines/s, drover worker %.0f lines/s: drover at %.2f x the plain service's rate",
 		burstLines, plain, rate, rate/plain)
 
 	// journald says so when it rate-limits a service.
@@ -491,7 +491,7 @@ ExecStart=%s
 	last, _ := strconv.ParseInt(lines[len(lines)-1]["__REALTIME_TIMESTAMP"], 10, 64)
 	span := time.Duration(last-first) * time.Microsecond
 	rate := float64(len(lines)) / span.Seconds()
-	b.t.Logf("side by side, %d workers and %d plain services writing %d lines each at once: plain %.0f lines/s, drover %.0f lines/s (first to last %v): drover at %.2f x the plain services' rate",
+	b.report("side by side, %d workers and %d plain services writing %d lines each at once: plain %.0f lines/s, drover %.0f lines/s (first to last %v): drover at %.2f x the plain services' rate",
 		workers, workers, each, plain, rate, span.Round(time.Millisecond), rate/plain)
 }
 

@@ -87,6 +87,7 @@ func TestLab(t *testing.T) {
 	}
 
 	results := map[string]map[string]string{} // scenario -> distro -> result
+	var measured []string                     // what the scenarios reported
 	for i, d := range Distros {
 		t.Run(d.Name, func(t *testing.T) {
 			bootStart := time.Now()
@@ -122,6 +123,9 @@ func TestLab(t *testing.T) {
 						results[sc.name][d.Name] = fmt.Sprintf("%s %5.1fs", result, time.Since(scStart).Seconds())
 					})
 					b := newBox(t, m, build)
+					b.measured = func(line string) {
+						measured = append(measured, fmt.Sprintf("%s %s: %s", d.Name, sc.name, line))
+					}
 					sc.run(b)
 				})
 			}
@@ -131,7 +135,11 @@ func TestLab(t *testing.T) {
 	for i, sc := range scenarios {
 		names[i] = sc.name
 	}
-	t.Log(resultTable("scenario", names, results) + fmt.Sprintf("lab took %v in all", time.Since(start).Round(time.Millisecond)))
+	summary := resultTable("scenario", names, results)
+	if len(measured) > 0 {
+		summary += "measured:\n  " + strings.Join(measured, "\n  ") + "\n"
+	}
+	t.Log(summary + fmt.Sprintf("lab took %v in all", time.Since(start).Round(time.Millisecond)))
 }
 
 // resultTable formats per-row (scenario or step), per-distro results.
