@@ -111,6 +111,7 @@ func (s *Supervisor) adoptWorkers(h *handover) {
 		files := adoptedFiles{
 			out:     [2]*os.File{adoptFile(hw.Stdout, "stdout"), adoptFile(hw.Stderr, "stderr")},
 			channel: adoptFile(hw.Channel, "node-channel"),
+			streams: adoptStreams(hw.Streams),
 		}
 		s.env.adopt(w.pid, s.outputMeta(sl.id, w.pid, s.current.number), files, func(e exit) { s.post(evExited{w: w, exit: e}) })
 		s.armLifetimeLeft(w)
@@ -136,17 +137,28 @@ func (s *Supervisor) armLifetimeLeft(w *worker) {
 }
 
 // adoptedFiles are the descriptors of a worker an earlier image started:
-// its output pipes (nil where the stream ended) and its Node channel.
+// its output pipes (nil where the stream ended), its Node channel and its
+// journal streams.
 type adoptedFiles struct {
 	out     [2]*os.File
 	channel *os.File
+	streams streams
+}
+
+// adoptStreams marks the handed-over journal streams close-on-exec again,
+// as every descriptor of drover's own is.
+func adoptStreams(fds []int) streams {
+	for _, fd := range fds {
+		unix.CloseOnExec(fd)
+	}
+	return fds
 }
 
 // adopt watches a worker an earlier image started: its exit (it is our
 // child still, so wait4 reaps it), its output and its Node channel.
 func (r realEnv) adopt(pid int, meta output.Meta, files adoptedFiles, exited func(exit)) {
 	s := r.s
-	p := &process{pid: pid, cg: s.cgroupOfPid(pid), channel: files.channel,
+	p := &process{pid: pid, cg: s.cgroupOfPid(pid), channel: files.channel, streams: files.streams,
 		log: s.log.WithFields(logrus.Fields{"worker": meta.ID, "pid": pid})}
 	if files.out[0] != nil || files.out[1] != nil {
 		p.setCapture(output.Resume(files.out, meta, s.output, output.Limits{}))
@@ -176,6 +188,7 @@ func (r realEnv) adopt(pid int, meta output.Meta, files adoptedFiles, exited fun
 // waitAdopted is wait for a process this image did not start.
 func (p *process) waitAdopted() exit {
 	proctree.WaitExit(context.Background(), p.pid)
+	p.journalStreams().awaitRead()
 	var ws unix.WaitStatus
 	for {
 		_, err := unix.Wait4(p.pid, &ws, 0, nil)

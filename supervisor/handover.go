@@ -105,6 +105,10 @@ type handoverWorker struct {
 	Cgroup string `json:"cgroup,omitempty"` // its cgroup's name in drover's tree
 	// Channel is drover's end of its Node IPC channel (--node), -1: none.
 	Channel int `json:"channel"`
+	// Streams are drover's copies of its journal streams (execstatus.go),
+	// so that the next image too reaps it only once journald has read
+	// what it wrote.
+	Streams []int `json:"streams,omitempty"`
 }
 
 // readHandover reads the state an earlier image left in f.

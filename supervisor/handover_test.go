@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ func TestHandoverRoundTrip(t *testing.T) {
 	h := &handover{Format: HandoverFormat, Version: "v1", Started: time.Unix(100, 0).UTC(),
 		Sockets:    []handoverSocket{{FD: 3, Name: "web", Addr: "127.0.0.1:80"}},
 		Generation: handoverGen{Number: 4, Path: "/usr/bin/myapp", FD: 9, Link: "/run/x/4/myapp"},
-		Slots:      []handoverSlot{{ID: 1, Restarts: 2, Worker: handoverWorker{Pid: 42, Stdout: -1, Stderr: 11, Status: "warm"}}},
+		Slots:      []handoverSlot{{ID: 1, Restarts: 2, Worker: handoverWorker{Pid: 42, Stdout: -1, Stderr: 11, Status: "warm", Streams: []int{12, 13}}}},
 		Restarts:   2, ReloadFailure: "reload failed: x"}
 	f, err := writeHandover(h)
 	if err != nil {
@@ -23,7 +24,7 @@ func TestHandoverRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Version != "v1" || !got.Started.Equal(h.Started) || got.Generation != h.Generation || got.Slots[0].Worker != h.Slots[0].Worker ||
+	if got.Version != "v1" || !got.Started.Equal(h.Started) || got.Generation != h.Generation || !reflect.DeepEqual(got.Slots[0].Worker, h.Slots[0].Worker) ||
 		got.Sockets[0] != h.Sockets[0] || got.ReloadFailure != h.ReloadFailure {
 		t.Errorf("round trip: %+v, want %+v", got, h)
 	}

@@ -143,6 +143,9 @@ type process struct {
 	// is read through capture.
 	outMu sync.Mutex
 	out   *output.Capture
+	// streams are its journal streams once the trampoline sent them
+	// (under outMu: an upgrade hands them over).
+	streams streams
 	// cg is the worker's own cgroup, nil without delegation.
 	cg  *cgroup.Worker
 	log logrus.FieldLogger
@@ -269,6 +272,9 @@ func (s *Supervisor) workerEnv(id, generation int) []string {
 // cannot delay the exit's handling and the restart (forwarding goes on).
 func (p *process) wait() exit {
 	msg, journalStreams := readExecStatus(p.execStatus)
+	p.outMu.Lock()
+	p.streams = journalStreams
+	p.outMu.Unlock()
 	// Cmd.Wait alone would hold an OS thread in waitid for as long as the
 	// worker lives; WaitExit parks in the runtime poller on a pidfd, and
 	// Cmd.Wait then reaps a zombie at once. On error, Cmd.Wait waits.
@@ -294,6 +300,14 @@ func (p *process) capture() *output.Capture {
 	p.outMu.Lock()
 	defer p.outMu.Unlock()
 	return p.out
+}
+
+// journalStreams are its journal streams, nil before the trampoline sent
+// them or where it did not.
+func (p *process) journalStreams() streams {
+	p.outMu.Lock()
+	defer p.outMu.Unlock()
+	return p.streams
 }
 
 func (p *process) setCapture(c *output.Capture) {

@@ -257,6 +257,14 @@ func (s *Supervisor) handOverSlots(h *handover, kept *keptFDs) ([]detachedOutput
 			}
 			hs.Worker.Channel = fd
 		}
+		if p := s.processOf(w.pid); p != nil {
+			for _, fd := range p.journalStreams() {
+				if err := kept.keep(fd); err != nil {
+					return nil, fmt.Errorf("worker %d's journal stream: %w", sl.id, err)
+				}
+				hs.Worker.Streams = append(hs.Worker.Streams, fd)
+			}
+		}
 		if cg := s.cgroupOfPid(w.pid); cg != nil {
 			hs.Worker.Cgroup = cg.Name()
 		}
