@@ -15,7 +15,7 @@ type metricsOptions struct {
 
 func (o *metricsOptions) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.socket, "metrics-socket", "", "serve Prometheus metrics at /metrics on the socket systemd passes under this name (FileDescriptorName=); it is kept from the workers")
-	fs.Func("metrics-listen", "`ADDR` to serve Prometheus metrics at /metrics on when not socket-activated: 127.0.0.1:9100 or unix:/path", func(s string) error {
+	fs.Func("metrics-listen", "`ADDR` to serve Prometheus metrics at /metrics on, a socket drover opens itself (127.0.0.1:9100 or unix:/path); with --metrics-socket, only when systemd passed none", func(s string) error {
 		spec, err := sockets.ParseListen(s)
 		if err == nil {
 			o.listen = &spec
