@@ -253,9 +253,10 @@ func TestNodeExpressServesOnDroverSocket(t *testing.T) {
 }
 
 // Reloads under load lose no request, whatever the app does on the stop
-// signal: nothing (the preload drains it), or PM2's graceful shutdown of
-// its own (the preload keeps server.close() from dropping idle keep-alive
-// connections, and the app exits itself).
+// signal: nothing (the preload drains it), PM2's graceful shutdown of its
+// own (the preload keeps server.close() from dropping idle keep-alive
+// connections, and the app exits itself), or an exit at once (the preload
+// holds the exit until the drain is done).
 func TestNodeReloadUnderLoad(t *testing.T) {
 	for _, tc := range []struct {
 		app   string
@@ -267,6 +268,7 @@ func TestNodeReloadUnderLoad(t *testing.T) {
 		{app: "express-listen.js", env: []string{"NODE_PATH=" + testbin.NodeModules(t, "express@4")}},
 		{app: "ready.js", env: []string{"READY_AFTER_MS=100"}, ready: ReadyNotify},
 		{app: "pm2-graceful.js", ready: ReadyNotify, stop: syscall.SIGINT},
+		{app: "exit-at-once.js"},
 	} {
 		t.Run(strings.TrimSuffix(tc.app, ".js"), func(t *testing.T) {
 			cfg := nodeConfig(t, tc.app, 2, tc.env...)

@@ -225,11 +225,24 @@
     if (live.size > 0) setTimeout(closeIdle, 1000).unref();
   }
 
+  // An app whose own listener exits at once (process.exit() in its
+  // handler, a common "graceful" shutdown) would cut the requests in
+  // flight: during the drain its exit waits, with its code, until every
+  // server has closed.
+  const origExit = process.exit;
+  let deferredExit = null; // [code] once the app asked to exit
+  process.exit = function exit(code) {
+    if (!draining || live.size === 0) return Reflect.apply(origExit, process, arguments);
+    if (deferredExit === null) deferredExit = [code === undefined ? process.exitCode : code];
+  };
+
   // An app with its own listener for the signal decides itself when to
   // exit, as it would without drover. No timer of our own bounds the
   // drain: drover's --stop-timeout does, and its SIGKILL is logged as
   // what it is, where an exit 0 of ours would pass for a clean drain.
   function exitWhenDone() {
-    if (live.size === 0 && !appHandles) process.exit(0);
+    if (live.size > 0) return;
+    if (deferredExit !== null) Reflect.apply(origExit, process, deferredExit);
+    else if (!appHandles) Reflect.apply(origExit, process, [0]);
   }
 })();
