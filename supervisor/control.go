@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/droverd/drover/supervisor/control"
+	"github.com/droverd/drover/supervisor/output"
 	"github.com/droverd/drover/supervisor/procfs"
 )
 
@@ -16,6 +17,9 @@ func (s *Supervisor) handleRequest(req control.Request) control.Response {
 			return control.Response{Error: err.Error()}
 		}
 		return control.Response{OK: true}
+	}
+	if req.Command == "logs" {
+		return s.recentLines(req.Lines)
 	}
 	if req.Command == "reload" {
 		if err := s.reload("reload requested on the control socket", false); err != nil {
@@ -34,6 +38,17 @@ func (s *Supervisor) handleRequest(req control.Request) control.Response {
 	case <-s.done:
 		return control.Response{Error: "drover stopped"}
 	}
+}
+
+// recentLines answers "logs": the workers' last n lines where drover
+// prints them (dev mode). The sink is set at start and never changes, and
+// keeps its lines under its own lock: no need for the loop.
+func (s *Supervisor) recentLines(n int) control.Response {
+	text, ok := s.output.(*output.TextSink)
+	if !ok {
+		return control.Response{Error: "the workers log to the journal: drover logs UNIT, or journalctl -u UNIT"}
+	}
+	return control.Response{OK: true, Lines: text.Recent(n)}
 }
 
 // handleControl answers status and scale in the loop.

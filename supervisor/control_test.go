@@ -2,13 +2,16 @@ package supervisor
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -128,4 +131,36 @@ func TestStatusAndScale(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.sd.waitFor(t, "STATUS=2/2 workers ready · generation 2 · 0 restarts")
+}
+
+// "logs" answers with the workers' last lines as drover printed them (dev
+// mode: the text sink), for drover top without a journal.
+func TestControlLogs(t *testing.T) {
+	cfg, reports := testConfig(t, 2, "report")
+	cfg.Command = append([]string{"/bin/sh", "-c", `echo "hello from slot $DROVER_WORKER_ID"; exec "$0" "$@"`}, cfg.Command...)
+	cfg.ControlSocket = filepath.Join(t.TempDir(), "control.sock")
+	h := start(t, cfg, reports)
+	h.sd.waitFor(t, "READY=1")
+	var lines []string
+	// The lines are forwarded as they come, not before READY=1.
+	for deadline := time.Now().Add(waitLimit); ; {
+		resp, err := control.Call(cfg.ControlSocket, control.Request{Command: "logs", Lines: 10}, waitLimit)
+		if err != nil || !resp.OK {
+			t.Fatalf("logs over the control socket: %+v %v", resp, err)
+		}
+		if lines = resp.Lines; len(lines) == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := control.Call(cfg.ControlSocket, control.Request{Command: "status"}, waitLimit)
+	if err != nil || !resp.OK {
+		t.Fatalf("status over the control socket: %+v %v", resp, err)
+	}
+	for _, p := range resp.Status.Processes {
+		want := fmt.Sprintf("[w%d %d] hello from slot %d", p.Slot, p.Pid, p.Slot)
+		if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasSuffix(l, " "+want) }) {
+			t.Errorf("logs answered %q; want a line ending %q", lines, want)
+		}
+	}
 }

@@ -194,13 +194,20 @@ func (s *topSource) rememberSlots(st *control.Status) {
 	s.mu.Unlock()
 }
 
-// Logs reads the unit's last journal entries as drover logs labels them.
+// Logs reads the unit's last journal entries as drover logs labels them,
+// or without a unit asks drover for the lines it printed.
 // The workers now running are known by pid from the last status, so their
 // lines are labelled even when drover's "worker started" entry is older
 // than the entries read.
 func (s *topSource) Logs(ctx context.Context, n int) ([]string, error) {
 	if s.unit == "" {
-		return nil, top.ErrNoLogs
+		// A dev-mode drover prints its workers' lines and keeps the last
+		// ones for this.
+		resp, err := s.call(ctx, control.Request{Command: "logs", Lines: n}, answerTimeout)
+		if err != nil {
+			return nil, top.ErrNoLogs
+		}
+		return resp.Lines, nil
 	}
 	// Some entries are dropped (a worker gone before the window began), so
 	// read more than are shown.

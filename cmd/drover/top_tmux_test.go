@@ -107,12 +107,14 @@ func (s *tmuxServer) waitScreen(what string, ok func(screen string) bool) {
 }
 
 // The issue's proof for drover top: driven in tmux, the screen shows every
-// worker pid drover status --json shows, follows a kill -9 to the new
+// worker pid drover status --json shows, and the lines the workers wrote
+// (dev mode: drover keeps the last ones), follows a kill -9 to the new
 // worker, and q exits 0. Without a terminal it refuses plainly.
 func TestTopInTmux(t *testing.T) {
 	dir := t.TempDir()
 	control := filepath.Join(dir, "control.sock")
-	p := startProcess(t, bin.drover, "run", "--workers", "2", "--listen", "127.0.0.1:0", "--control", control, "--", bin.testworker, "-mode", "notify")
+	p := startProcess(t, bin.drover, "run", "--workers", "2", "--listen", "127.0.0.1:0", "--control", control, "--",
+		"/bin/sh", "-c", `echo "hello from slot $DROVER_WORKER_ID"; exec "$0" "$@"`, bin.testworker, "-mode", "notify")
 	p.stderr.waitFor(t, "all 2 workers ready")
 
 	if out, err := exec.Command(bin.drover, "top", "--control", control).CombinedOutput(); exitCode(err) != 1 || string(out) != "drover top: needs a terminal (try drover status)\n" {
@@ -126,6 +128,14 @@ func TestTopInTmux(t *testing.T) {
 		t.Fatalf("drover status --json: pids %v", before)
 	}
 	tm.waitScreen("pids "+strings.Join(before, " "), func(s string) bool { return slices.Equal(screenPids(s), before) })
+	tm.waitScreen("both workers' first lines", func(s string) bool {
+		for _, pid := range before {
+			if !regexp.MustCompile(`\[w[01] ` + pid + `\] hello from slot [01]`).MatchString(s) {
+				return false
+			}
+		}
+		return true
+	})
 
 	killed, _ := strconv.Atoi(before[0])
 	if err := syscall.Kill(killed, syscall.SIGKILL); err != nil {

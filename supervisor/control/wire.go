@@ -18,9 +18,11 @@ const readTimeout = 5 * time.Second
 // Request is one request on the control socket: a JSON object on one
 // line.
 type Request struct {
-	Command string `json:"command"` // "reload", "status", "scale" or "upgrade"
+	Command string `json:"command"` // "reload", "status", "scale", "upgrade" or "logs"
 	// Count is scale's argument: N, +N or -N.
 	Count string `json:"count,omitempty"`
+	// Lines is how many of the workers' last lines "logs" asks for.
+	Lines int `json:"lines,omitempty"`
 }
 
 // Response answers a Request: a JSON object on one line.
@@ -30,6 +32,10 @@ type Response struct {
 	// Status answers "status"; Workers, the new count, answers "scale".
 	Status  *Status `json:"status,omitempty"`
 	Workers int     `json:"workers,omitempty"`
+	// Lines answers "logs": the workers' last lines as drover printed
+	// them, oldest first (a drover whose workers log to journald has
+	// none: the journal has them).
+	Lines []string `json:"lines,omitempty"`
 }
 
 // decodeRequest parses one request line.
@@ -41,7 +47,7 @@ func decodeRequest(line []byte) (Request, error) {
 		return Request{}, fmt.Errorf("malformed request: %w", err)
 	}
 	switch req.Command {
-	case "reload", "status", "upgrade":
+	case "reload", "status", "upgrade", "logs":
 		return req, nil
 	case "scale":
 		if _, _, err := ParseScale(req.Count); err != nil {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"time"
 	"unicode/utf8"
 )
 
@@ -24,8 +25,9 @@ type TextSink struct {
 	// then keeps the entry's priority.
 	levelPrefix bool
 
-	mu  sync.Mutex
-	buf []byte
+	mu     sync.Mutex
+	buf    []byte
+	recent recent
 }
 
 // NewTextSink writes worker stdout to stdout, worker stderr and drop
@@ -57,6 +59,11 @@ func (t *TextSink) write(e *Entry) error {
 		w = t.stderr
 	}
 	_, err := w.Write(b)
+	line := b[:len(b)-1]
+	if t.levelPrefix {
+		line = line[3:]
+	}
+	t.recent.add(stamp(time.Now()) + string(line))
 	if cap(b) <= maxKeptBuf {
 		t.buf = b
 	}

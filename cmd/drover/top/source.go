@@ -26,8 +26,9 @@ type Source interface {
 	Logs(ctx context.Context, n int) ([]string, error)
 }
 
-// ErrNoLogs: the Source has no log to read (a dev-mode drover writes its
-// workers' lines to its own stdout, not to a journal).
+// ErrNoLogs: the Source has no log to read (a drover found by its control
+// socket alone whose workers log to the journal, which only a unit name
+// selects).
 var ErrNoLogs = errors.New("no journal")
 
 // Snapshot is one refresh's worth of state.

@@ -20,8 +20,8 @@ var (
 	faintStyle  = lipgloss.NewStyle().Faint(true)
 )
 
-// noLogs is shown for a Source without a journal.
-const noLogs = "(logs: run drover top UNIT under systemd, or see drover's stdout)"
+// noLogs is shown for a Source without logs.
+const noLogs = "(logs: name the unit, drover top UNIT, to read them from the journal)"
 
 // clean escapes what came from workers or the unit: a STATUS= line, a
 // failed reload's reason, must not clear the screen or retitle the
