@@ -74,6 +74,7 @@ type initOptions struct {
 	env        []string // Environment=, KEY=VALUE
 	envSource  string   // what the comment above them names
 	jitComment string   // replaces MemoryDenyWriteExecute=; "" keeps it
+	netlink    bool     // RestrictAddressFamilies= gets AF_NETLINK (node)
 }
 
 func initFlags() (*pflag.FlagSet, *initOptions) {
@@ -196,6 +197,7 @@ func (o *initOptions) resolveCommand(command []string) error {
 	p := inspectProgram(path)
 	if p.node {
 		o.runFlags = append(o.runFlags, "--node")
+		o.netlink = true
 	}
 	o.jitComment, err = jitComment(p, o)
 	return err
@@ -292,6 +294,12 @@ func renderUnits(name, drover string, command []string, o *initOptions) []unitFi
 			}
 			lines = append(lines, o.jitComment)
 			continue
+		case strings.HasPrefix(l, "RestrictAddressFamilies=") && o.netlink:
+			if n := len(lines); n > 0 && strings.HasPrefix(lines[n-1], "# Add AF_NETLINK") {
+				lines = lines[:n-1] // the template's advice to add it
+			}
+			lines = append(lines, "# AF_NETLINK: Node's os.networkInterfaces(), with which servers print", "# their addresses, fails without it.")
+			l += " AF_NETLINK"
 		case o.metrics != "" && (l == "Requires="+name+".socket" || l == "After="+name+".socket"):
 			l += " " + name + "-metrics.socket"
 		case o.metrics != "" && l == "[Service]":

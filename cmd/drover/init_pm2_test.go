@@ -108,6 +108,7 @@ func TestInitFromPM2(t *testing.T) {
 			"\nWorkingDirectory=" + dir + "\n",
 			"\nEnvironment=\"NODE_ENV=production\"\nEnvironment=\"PORT=3000\"\n",
 			"\n# No MemoryDenyWriteExecute=: node's JIT",
+			"\nRestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK\n",
 		},
 		"api.service": {
 			"\nExecStart=" + bin.drover + " run --workers 2 --stop-signal INT --min-uptime 10s --max-failures 10 --node -- " + node + " --max-old-space-size=512 " + dir + "/api/index.js --port 4000\n",

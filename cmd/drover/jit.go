@@ -1,12 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/droverd/drover/cmd/drover/shebang"
 )
 
 // jitPrograms are interpreters and runtimes that compile to machine code
@@ -48,7 +48,7 @@ func inspectProgram(path string) program {
 	if p := byName(path); p.name != "" {
 		return p
 	}
-	interp, err := shebang(path)
+	interp, err := shebang.Interpreter(path)
 	if err != nil || interp == "" {
 		return program{}
 	}
@@ -68,35 +68,6 @@ func byName(path string) program {
 		}
 	}
 	return program{}
-}
-
-// shebang returns the interpreter a script's #! line names: the program
-// itself, or what env runs (#!/usr/bin/env -S node --flag).
-func shebang(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	line, err := bufio.NewReaderSize(f, 256).ReadSlice('\n')
-	if err != nil && !errors.Is(err, bufio.ErrBufferFull) && len(line) == 0 {
-		return "", err
-	}
-	rest, ok := strings.CutPrefix(string(line), "#!")
-	if !ok {
-		return "", nil
-	}
-	words := strings.Fields(rest)
-	if len(words) > 0 && filepath.Base(words[0]) == "env" {
-		words = words[1:]
-		for len(words) > 0 && (strings.HasPrefix(words[0], "-") || strings.Contains(words[0], "=")) {
-			words = words[1:] // env's own flags (-S) and assignments
-		}
-	}
-	if len(words) == 0 {
-		return "", nil
-	}
-	return words[0], nil
 }
 
 // jitComment decides, from the command and --jit/--no-jit, whether the

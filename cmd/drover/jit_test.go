@@ -81,6 +81,10 @@ func TestInitJIT(t *testing.T) {
 			case c.jit != "" && strings.Contains(service, "# Refuses memory that is writable"):
 				t.Errorf("the template's advice to remove the line is left behind:\n%s", service)
 			}
+			// Node's os.networkInterfaces() needs netlink.
+			if netlink := strings.Contains(service, "\nRestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK\n"); netlink != c.node {
+				t.Errorf("AF_NETLINK in RestrictAddressFamilies=: %t, want %t:\n%s", netlink, c.node, service)
+			}
 			if hasNode := strings.Contains(service, " run --node -- "); hasNode != c.node {
 				t.Errorf("--node in ExecStart: %t, want %t:\n%s", hasNode, c.node, service)
 			}

@@ -105,9 +105,9 @@ type Build struct {
 	NodeWorker string
 	// NodeApps is testdata/node-apps, unmodified Node apps (issue 15).
 	NodeApps string
-	// NodeModules is a node_modules directory with express@4 from the npm
-	// registry (testbin.NodeModules), or "" when npm is missing: then the
-	// scenarios that need it skip. TestLab sets it before the boot.
+	// NodeModules is a node_modules directory with npmPackages from the
+	// npm registry (testbin.NodeModules), or "" when npm is missing: then
+	// the scenarios that need it skip. TestLab sets it before the boot.
 	NodeModules string
 	// Prometheus is the server from Debian's prometheus package, unpacked
 	// on the host (make deps; testdata/tools/unpack-deb.sh).

@@ -80,8 +80,8 @@ func TestLab(t *testing.T) {
 	// Express from the npm registry, for the Node scenarios: bound into the
 	// containers at boot, so it must be there before.
 	if _, ok := testbin.LookTool("npm"); ok || testbin.Required() {
-		build.NodeModules = testbin.NodeModules(t, "express@4")
-		t.Logf("express@4 from npm in %s, bound at %s", build.NodeModules, NodeModulesPath)
+		build.NodeModules = testbin.NodeModules(t, npmPackages...)
+		t.Logf("%s from npm in %s, bound at %s", strings.Join(npmPackages, " and "), build.NodeModules, NodeModulesPath)
 	} else {
 		t.Logf("npm not found (make deps): the scenarios that need express skip")
 	}

@@ -1,9 +1,12 @@
 package lab
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"net"
 	"net/http"
 	"regexp"
 	"slices"
@@ -13,15 +16,27 @@ import (
 	"time"
 )
 
-// Issue 15 in the lab: unmodified Node apps (testdata/node-apps), written
-// for PM2, on the Node of each release's own nodejs package, turned into
-// units by drover init --from-pm2 from a real ecosystem.config.js.
+// Issue 15 in the lab: unmodified Node apps (testdata/node-apps, and one
+// from the npm registry), on the Node of each release's own nodejs
+// package, turned into units by drover init --from-pm2 from a real
+// ecosystem.config.js.
+
+// npmPackages are what the Node scenarios install from the npm registry:
+// express for the apps in testdata/node-apps, and two published apps run
+// as they are.
+var npmPackages = []string{"express@4", "json-server@0.17.4", "http-server@14.1.1"}
 
 // nodeApp is one app of the lab's ecosystem file.
 type nodeApp struct {
 	name   string // PM2's name, and the units'
-	script string // in NodeAppsPath
+	script string // in NodeAppsPath, or NodeModulesPath with module
+	module bool   // an app from the npm registry, in NodeModulesPath
+	args   []string
 	answer string // the "hello from ANSWER pid=" of its replies
+	// answerRE matches the replies of an app that does not say its pid
+	// (a published one), its group "version" being answer; nil: the
+	// apps of testdata/node-apps.
+	answerRE *regexp.Regexp
 	// options are more of its ecosystem entry (JavaScript), env its
 	// variables besides PORT.
 	options, env string
@@ -47,10 +62,50 @@ func ecosystem(apps []nodeApp) string {
 		if a.env != "" {
 			env += ", " + a.env
 		}
-		fmt.Fprintf(&b, "    {\n      name: '%s',\n      script: '%s/%s',\n      %s,\n      env: { %s },\n    },\n", a.name, NodeAppsPath, a.script, a.options, env)
+		args := ""
+		if len(a.args) > 0 {
+			args = "\n      args: ['" + strings.Join(a.argv(), "', '") + "'],"
+		}
+		fmt.Fprintf(&b, "    {\n      name: '%s',\n      script: '%s',%s\n      %s,\n      env: { %s },\n    },\n", a.name, a.path(), args, a.options, env)
 	}
 	b.WriteString("  ],\n};\n")
 	return b.String()
+}
+
+// nodeHTTPServerDir is what http-server serves: a directory, so its
+// answer to / is the listing.
+const nodeHTTPServerDir = "/run/drover-lab/pm2/www"
+
+// nodeJSONServerDB is json-server's data, a module (in memory: no file
+// is written).
+const nodeJSONServerDB = "/run/drover-lab/pm2/db.js"
+
+// argv is the app's args, "PORT" being its port.
+func (a nodeApp) argv() []string {
+	var argv []string
+	for _, arg := range a.args {
+		if arg == "PORT" {
+			arg = strconv.Itoa(a.port)
+		}
+		argv = append(argv, arg)
+	}
+	return argv
+}
+
+// path is the app's script inside.
+func (a nodeApp) path() string {
+	if a.module {
+		return NodeModulesPath + "/" + a.script
+	}
+	return NodeAppsPath + "/" + a.script
+}
+
+// replies is what the app's replies match.
+func (a nodeApp) replies() *regexp.Regexp {
+	if a.answerRE != nil {
+		return a.answerRE
+	}
+	return nodeAnswerRE
 }
 
 // nodeSetUp skips without express, gives each app a free port, writes the
@@ -100,7 +155,7 @@ func (b *box) nodeSetUp(apps []nodeApp) {
 				b.t.Errorf("%s.service: ExecStart=%s lacks %s", a.name, execStart, f)
 			}
 		}
-		if want := "/usr/bin/node " + NodeAppsPath + "/" + a.script; command != want {
+		if want := strings.Join(append([]string{"/usr/bin/node", a.path()}, a.argv()...), " "); command != want {
 			b.t.Errorf("%s.service runs %q, want %q", a.name, command, want)
 		}
 		if strings.Contains(service, "\nMemoryDenyWriteExecute=yes") {
@@ -134,11 +189,14 @@ func (b *box) nodeGet(a nodeApp, path string, timeout time.Duration) (pid int, b
 	if err != nil {
 		return 0, body, err
 	}
-	m := nodeAnswerRE.FindStringSubmatch(body)
-	if resp.StatusCode != http.StatusOK || m == nil || m[1] != a.answer {
-		return 0, body, fmt.Errorf("%s answered %s %q, want hello from %s", a.name, resp.Status, body, a.answer)
+	re := a.replies()
+	m := re.FindStringSubmatch(body)
+	if resp.StatusCode != http.StatusOK || m == nil || m[re.SubexpIndex("version")] != a.answer {
+		return 0, body, fmt.Errorf("%s answered %s %.200q, want %s's answer", a.name, resp.Status, body, a.answer)
 	}
-	pid, _ = strconv.Atoi(m[2])
+	if a.answerRE == nil {
+		pid, _ = strconv.Atoi(m[2])
+	}
 	return pid, body, nil
 }
 
@@ -162,6 +220,10 @@ func (b *box) nodeStart(a nodeApp) (mainPid int) {
 	seen := map[int]string{}
 	requests := 0
 	b.waitFor(fmt.Sprintf("%d distinct worker pids of %s to answer", workers, a.name), 15*time.Second, func() (bool, string) {
+		if a.answerRE != nil {
+			maps.Copy(seen, b.nodeServingPids(a))
+			return len(seen) >= workers, fmt.Sprintf("%d distinct pids held the connections answered", len(seen))
+		}
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		for range 4 {
@@ -197,6 +259,51 @@ func (b *box) nodeStart(a nodeApp) (mainPid int) {
 	return mainPid
 }
 
+// nodeServingPids is nodeStart's count of distinct answering workers for
+// an app whose replies do not say the pid: it keeps 8 connections open,
+// each answered once, and returns the ready workers (drover status) that
+// hold one, as /proc shows them (the socket inodes in /proc/PID/fd of an
+// established connection on the app's port in /proc/net/tcp{,6}).
+func (b *box) nodeServingPids(a nodeApp) map[int]string {
+	b.t.Helper()
+	for range 8 {
+		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", a.port), 5*time.Second)
+		if err != nil {
+			b.t.Fatalf("connect to %s: %v", a.name, err)
+		}
+		defer conn.Close()
+		br := bufio.NewReader(conn)
+		if o, _ := request(conn, br, true, a.replies()); o.failed {
+			b.t.Fatalf("request to %s failed: %s", a.name, o.kind)
+		}
+	}
+	st, _ := b.statusJSON(a.name, 0)
+	script := fmt.Sprintf(`port=%04X
+for pid in "$@"; do
+  n=0
+  for ino in $(ls -l /proc/$pid/fd 2>/dev/null | sed -n 's/.*socket:\[\([0-9]*\)\]$/\1/p'); do
+    awk -v ino="$ino" -v port="$port" '$4 == "01" && $10 == ino && $2 ~ (":" port "$") {f = 1} END {exit !f}' /proc/net/tcp /proc/net/tcp6 && n=$((n + 1))
+  done
+  echo "$pid $n"
+done`, a.port)
+	args := []string{"sh", "-c", script, "sh"}
+	for _, pid := range st.pids("ready") {
+		args = append(args, strconv.Itoa(pid))
+	}
+	out, err := b.quiet(args...)
+	if err != nil {
+		b.t.Fatalf("count %s's connections per worker: %v\n%s", a.name, err, out)
+	}
+	held := map[int]string{}
+	for line := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
+		var pid, n int
+		if _, err := fmt.Sscan(line, &pid, &n); err == nil && n > 0 {
+			held[pid] = fmt.Sprintf("%s pid=%d held %d of the 8 connections, each answered", a.answer, pid, n)
+		}
+	}
+	return held
+}
+
 // nodeReloads runs the load generator against the app through 5
 // `systemctl reload`, each waited for until the old workers drained, and
 // fails the test on any failed request. It returns the requests answered.
@@ -204,7 +311,7 @@ func (b *box) nodeReloads(a nodeApp, mainPid int) (total int) {
 	b.t.Helper()
 	const reloads = 5
 	before := b.show(a.name+".service", "NRestarts")
-	ld := startLoadFor(a.port, "warm-up", nodeAnswerRE)
+	ld := startLoadFor(a.port, "warm-up", a.replies())
 	b.t.Cleanup(ld.Stop)
 	b.waitLoad(ld, 50)
 	for i := range reloads {
@@ -274,13 +381,14 @@ func (b *box) nodeReloads(a nodeApp, mainPid int) (total int) {
 	return total
 }
 
-// testNodePM2 (issue 15): four unmodified Node apps written for PM2 (an
-// Express app that calls app.listen(PORT), one that says
-// process.send('ready') after an async start, one with PM2's graceful
-// shutdown on SIGINT, one with no signal handling at all) from one
-// ecosystem.config.js through drover init --from-pm2 --install: each
-// socket-activated, served by two distinct workers, through 5 reloads
-// under load with no failed request.
+// testNodePM2 (issue 15): four Node apps written for PM2 (an Express app
+// that calls app.listen(PORT), one that says process.send('ready') after
+// an async start, one with PM2's graceful shutdown on SIGINT, one with no
+// signal handling at all), and json-server (Express, no signal handling)
+// and http-server (process.exit() on SIGINT) from the npm registry, run
+// as published, from one ecosystem.config.js through drover init --from-pm2
+// --install: each socket-activated, served by two distinct workers,
+// through 5 reloads under load with no failed request.
 func testNodePM2(b *box) {
 	apps := []nodeApp{
 		{name: "node-express", script: "express-listen.js", answer: "express",
@@ -294,7 +402,21 @@ func testNodePM2(b *box) {
 			flags:   []string{"--ready notify", "--stop-signal INT"}},
 		{name: "node-plain", script: "plain.js", answer: "plain",
 			options: "instances: 2", flags: []string{"--stop-signal INT"}},
+		// Published on npm and run as it is: an Express app calling
+		// app.listen(port, host), with no signal handling.
+		{name: "json-server", script: "json-server/lib/cli/bin.js", module: true,
+			args: []string{"--port", "PORT", nodeJSONServerDB}, answer: "JSON Server",
+			answerRE: regexp.MustCompile(`<title>(?P<version>JSON Server)</title>`),
+			options:  "instances: 2,\n      exec_mode: 'cluster'", flags: []string{"--stop-signal INT"}},
+		// Published on npm and run as it is: a server whose SIGINT and
+		// SIGTERM handlers call process.exit() at once.
+		{name: "http-server", script: "http-server/bin/http-server", module: true,
+			args: []string{"-p", "PORT", "-s", nodeHTTPServerDir}, answer: "Index of",
+			answerRE: regexp.MustCompile(`<title>(?P<version>Index of) /</title>`),
+			options:  "instances: 2,\n      exec_mode: 'cluster'", flags: []string{"--stop-signal INT"}},
 	}
+	b.write(nodeJSONServerDB, "module.exports = () => ({ posts: [{ id: 1, title: 'drover' }] });\n")
+	b.write(nodeHTTPServerDir+"/hello.txt", "hello\n")
 	b.nodeSetUp(apps)
 	results := map[string]int{}
 	for _, a := range apps {

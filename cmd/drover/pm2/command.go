@@ -1,18 +1,23 @@
 package pm2
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/droverd/drover/cmd/drover/shebang"
 )
 
 // interpreters is PM2's guess of the interpreter from the script's
 // extension (its lib/API/interpreter.json), for the ones drover init can
-// name; a script with another extension runs itself, as with PM2.
+// name; a script with another extension runs with node if it is one for
+// node (nodeScript), else itself.
 var interpreters = map[string]string{
 	".js": "node", ".cjs": "node", ".mjs": "node", ".es6": "node", ".jsx": "node",
 	".sh": "bash", ".py": "python3", ".rb": "ruby", ".php": "php", ".pl": "perl",
@@ -121,7 +126,41 @@ func (m *mapper) interpreter(script string) (string, error) {
 	if guessless[ext] {
 		return "", fmt.Errorf("script %s: set interpreter (PM2 guesses a transpiler for %s; drover init does not)", script, ext)
 	}
-	return interpreters[ext], nil
+	if interp, ok := interpreters[ext]; ok {
+		return interp, nil
+	}
+	if strings.Contains(script, "/") && nodeScript(m.resolve(script)) {
+		return "node", nil
+	}
+	return "", nil
+}
+
+// nodeScript tells a file PM2 runs with node although its name does not
+// say so: a published CLI's bin (#!/usr/bin/env node, no extension). PM2
+// runs every text file it has no extension rule for with node; drover
+// init does so only where the #! line names node or there is none, and
+// lets a script for another interpreter run itself, where PM2 would fail.
+func nodeScript(path string) bool {
+	interp, err := shebang.Interpreter(path)
+	if err != nil {
+		return false
+	}
+	if interp != "" {
+		return isNode(interp)
+	}
+	return isText(path)
+}
+
+// isText: no NUL in the file's first 8000 bytes (PM2's test, and git's).
+func isText(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	buf := make([]byte, 8000)
+	n, _ := io.ReadFull(f, buf)
+	return n > 0 && !bytes.Contains(buf[:n], []byte{0})
 }
 
 // words reads the first of keys that is set as a list of words.

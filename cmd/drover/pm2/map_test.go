@@ -16,6 +16,11 @@ func mapApp(t *testing.T, opts map[string]any) (Plan, []Unmapped, error) {
 	dir := t.TempDir()
 	writeFile(t, dir, "server.js", "")
 	writeFile(t, dir, "app.py", "")
+	// Scripts without an extension, as npm packages' bins are.
+	writeFile(t, dir, "bin/cli", "#!/usr/bin/env node\nrequire('../lib')\n")
+	writeFile(t, dir, "bin/tool", "#!/bin/sh\nexec true\n")
+	writeFile(t, dir, "bin/plain", "require('../lib')\n")
+	writeFile(t, dir, "bin/server", "\x7fELF\x02\x01\x01\x00\x00")
 	full := map[string]any{"name": "web", "script": "server.js", "env": map[string]any{"PORT": 3000.0}}
 	for k, v := range opts {
 		if v == nil {
@@ -120,6 +125,13 @@ func TestMapCommand(t *testing.T) {
 		{map[string]any{"script": "npm", "args": "start -- --port 3000"}, "npm start -- --port 3000"},
 		{map[string]any{"script": "./bin/www", "interpreter": "none", "cwd": "sub"}, "DIR/sub/bin/www"},
 		{map[string]any{"script": "/usr/bin/gunicorn", "args": "-w 1 'app:create()'"}, "/usr/bin/gunicorn -w 1 app:create()"},
+		// As PM2, with node: a node script (its bin, #!/usr/bin/env node)
+		// and a text file with no #! line; a script for another
+		// interpreter and a binary run themselves.
+		{map[string]any{"script": "bin/cli", "args": "-p 3000"}, "node DIR/bin/cli -p 3000"},
+		{map[string]any{"script": "./bin/plain"}, "node DIR/bin/plain"},
+		{map[string]any{"script": "bin/tool"}, "DIR/bin/tool"},
+		{map[string]any{"script": "bin/server"}, "DIR/bin/server"},
 	} {
 		plan, _, err := mapApp(t, c.opts)
 		if err != nil {
