@@ -101,6 +101,8 @@ deps:
 	command -v dbus-daemon >/dev/null || need="$$need dbus-daemon"; \
 	command -v groff >/dev/null || need="$$need groff-base"; \
 	command -v tmux >/dev/null || need="$$need tmux"; \
+	command -v zsh >/dev/null || need="$$need zsh"; \
+	command -v fish >/dev/null || need="$$need fish"; \
 	command -v node >/dev/null || need="$$need nodejs"; \
 	command -v npm >/dev/null || need="$$need npm"; \
 	command -v ansible-playbook >/dev/null || need="$$need ansible-core"; \

@@ -5,11 +5,14 @@ import (
 	"maps"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/droverd/drover/testdata/testbin"
 	"github.com/godbus/dbus/v5"
 	"github.com/spf13/pflag"
 )
@@ -267,4 +270,59 @@ func TestCompleteUnits(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("completion without a bus took %v", d)
 	}
+}
+
+// The zsh and fish scripts complete a unit in the shells themselves: fish
+// through complete -C, zsh at a real prompt in tmux (a Tab press), each
+// with drover on PATH and systemd's bus the fake one.
+func TestCompletionInShells(t *testing.T) {
+	units := map[string]map[string]map[string]dbus.Variant{
+		"myapp.service": serviceUnit("active", 10, []string{"myapp"}),
+		"web.service":   serviceUnit("inactive", 0, []string{"web"}),
+	}
+	for _, name := range []string{"myapp.service", "web.service"} {
+		units[name]["org.freedesktop.systemd1.Service"]["ExecStart"] = dbus.MakeVariant([]execCommand{{Path: "/usr/bin/drover", Argv: []string{"/usr/bin/drover", "run", "--", "/usr/bin/x"}}})
+	}
+	bus := startFakeSystemd(t, units)
+	env := []string{"PATH=" + filepath.Dir(bin.drover) + ":" + os.Getenv("PATH"), "DBUS_SYSTEM_BUS_ADDRESS=" + bus.addr}
+
+	t.Run("fish", func(t *testing.T) {
+		fish := testbin.Tool(t, "fish")
+		for line, want := range map[string][]string{
+			"drover sta":        {"status"},
+			"drover status ":    {"myapp", "web"},
+			"drover status --j": {"--json"},
+		} {
+			cmd := exec.Command(fish, "--no-config", "-c", `drover completion fish | source; complete -C "$argv[1]"`, line)
+			cmd.Env = append(os.Environ(), env...)
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("fish complete -C %q: %v", line, err)
+			}
+			var got []string
+			for l := range strings.SplitSeq(strings.TrimSpace(string(out)), "\n") {
+				name, _, _ := strings.Cut(l, "\t")
+				got = append(got, name)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("fish completes %q with %q, want %q", line, got, want)
+			}
+		}
+	})
+
+	t.Run("zsh", func(t *testing.T) {
+		zsh := testbin.Tool(t, "zsh")
+		tm := startTmux(t, 120, 20, append(append([]string{"env"}, env...), zsh, "-f")...)
+		tm.run("send-keys", "autoload -U compinit && compinit -u && source <(drover completion zsh) && echo loaded", "Enter")
+		tm.waitScreen("the script loaded", func(s string) bool { return strings.Contains(s, "\nloaded") })
+		tm.run("send-keys", "drover sta", "Tab")
+		// The pane's lines come without their trailing spaces.
+		tm.waitScreen("drover sta completed to status", func(s string) bool {
+			return regexp.MustCompile(`(?m)# drover status$`).MatchString(s)
+		})
+		tm.run("send-keys", "Tab")
+		tm.waitScreen("both units listed", func(s string) bool {
+			return regexp.MustCompile(`(?m)\bmyapp\b`).MatchString(s) && regexp.MustCompile(`(?m)\bweb\b`).MatchString(s)
+		})
+	})
 }
