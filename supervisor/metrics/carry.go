@@ -6,8 +6,8 @@ import (
 
 // Carried is one counter's value, for the image that replaces drover in
 // an upgrade: counters go on from where they were, so rate() sees no
-// reset. (The reload duration histogram starts empty: client_golang has
-// no way to set its buckets.)
+// reset. The reload duration histogram goes as its series: _bucket{le},
+// _sum and _count.
 type Carried struct {
 	Name   string            `json:"name"`
 	Labels map[string]string `json:"labels,omitempty"`
@@ -51,11 +51,12 @@ func (m *Metrics) Carried() []Carried {
 			out = append(out, c)
 		}
 	}
-	return out
+	return append(out, m.reloadDuration.carried(reloadDurationName)...)
 }
 
 // Carry adds the counters an earlier image carried.
 func (m *Metrics) Carry(counters []Carried) {
+	m.reloadDuration.carry(reloadDurationName, counters)
 	vecs := m.carriedVecs()
 	for _, c := range counters {
 		if c.Name == "drover_crash_loops_total" {

@@ -7,7 +7,8 @@
 // supervisor's event loop as things happen; the gauges of the moment
 // (workers by state, generation, per-slot memory and CPU) are read from a
 // snapshot the loop takes at each scrape, so a scrape never reads the
-// loop's state from another goroutine.
+// loop's state from another goroutine. An upgrade carries the counters and
+// the reload-duration histogram to the next image, so no series resets.
 //
 // Names and labels follow the Prometheus conventions: base units
 // (seconds, bytes), _total for counters, and labels of bounded cardinality

@@ -16,11 +16,13 @@ type Metrics struct {
 	restarts       *prometheus.CounterVec
 	recycles       *prometheus.CounterVec
 	reloads        *prometheus.CounterVec
-	reloadDuration prometheus.Histogram
+	reloadDuration *durations
 	crashLoops     prometheus.Counter
 	lines          *prometheus.CounterVec
 	dropped        *prometheus.CounterVec
 }
+
+const reloadDurationName = "drover_reload_duration_seconds"
 
 // Reload results, the values of drover_reloads_total's result label.
 const (
@@ -45,11 +47,9 @@ func New(version string, snapshot func() (Snapshot, error)) *Metrics {
 			Name: "drover_reloads_total",
 			Help: "Reloads (systemctl reload, drover reload, SIGHUP) that ended, by result: succeeded or failed (the old version kept serving).",
 		}, []string{"result"}),
-		reloadDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "drover_reload_duration_seconds",
-			Help:    "How long reloads took, from the request to the last new worker ready (or the failure).",
-			Buckets: prometheus.ExponentialBuckets(0.05, 2, 14), // 50ms .. ~7 min
-		}),
+		reloadDuration: newDurations(reloadDurationName,
+			"How long reloads took, from the request to the last new worker ready (or the failure).",
+			prometheus.ExponentialBuckets(0.05, 2, 14)), // 50ms .. ~7 min
 		crashLoops: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "drover_crash_loops_total",
 			Help: "Crash loops: a slot failed --max-failures times within --failure-window, and drover is stopping (systemd's Restart= decides what follows).",
