@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,10 +33,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// The versions the fleet goes through. release and good are built by
-// `make deb`; the others are the good package repacked (repack): broken's
-// /usr/bin/myapp exits 1 at start, next would install and run fine (it is
-// what the bad-input runs try to roll out), nodeps depends on a package no
+// The versions the fleet goes through. release, good and next are built
+// by `make deb` (next is what the bad-input runs try to roll out, and the
+// last step does); the others are the good package repacked (repack):
+// broken's /usr/bin/myapp exits 1 at start, nodeps depends on a package no
 // host has, and corrupt is not a package at all.
 const (
 	release = "1.0.0"
@@ -136,6 +137,7 @@ func TestFleet(t *testing.T) {
 		{"host-without-drover", (*fleet).hostWithoutDrover},
 		{"corrupt-package", (*fleet).corruptPackage},
 		{"uninstallable-package", (*fleet).uninstallablePackage},
+		{"next-release-cleans-the-stage", (*fleet).nextRelease},
 	}
 	var table strings.Builder
 	for _, step := range steps {
@@ -145,7 +147,7 @@ func TestFleet(t *testing.T) {
 		if !ok {
 			result = "FAIL"
 		}
-		fmt.Fprintf(&table, "%-28s %s %6.1fs\n", step.name, result, time.Since(stepStart).Seconds())
+		fmt.Fprintf(&table, "%-30s %s %6.1fs\n", step.name, result, time.Since(stepStart).Seconds())
 		if !ok {
 			break
 		}
@@ -193,9 +195,9 @@ func setUp(t *testing.T) *fleet {
 	f := &fleet{t: t, root: root, dir: dir, pkgs: map[string]string{}}
 
 	buildStart := time.Now()
-	var buildErrs [2]error
+	var buildErrs [3]error
 	var bw sync.WaitGroup
-	for i, v := range []string{release, good} {
+	for i, v := range []string{release, good, next} {
 		bw.Go(func() { buildErrs[i] = lab.MakeDebs(ctx, root, dir, v) })
 	}
 	bw.Wait()
@@ -203,11 +205,11 @@ func setUp(t *testing.T) *fleet {
 	if err := errors.Join(append(buildErrs[:], rootfsErrs...)...); err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range []string{release, good} {
+	for _, v := range []string{release, good, next} {
 		f.pkgs[v] = f.debPath("myapp", v)
 	}
 	f.makeBadPackages()
-	t.Logf("make deb built %s and %s in %v; %s, %s, %s and %s repacked from %s", release, good, time.Since(buildStart).Round(time.Millisecond), broken, next, nodeps, corrupt, good)
+	t.Logf("make deb built %s, %s and %s in %v; %s, %s and %s repacked from %s", release, good, next, time.Since(buildStart).Round(time.Millisecond), broken, nodeps, corrupt, good)
 
 	f.key = filepath.Join(dir, "id_ed25519")
 	if out, err := exec.CommandContext(ctx, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "drover-fleet-test", "-f", f.key).CombinedOutput(); err != nil {
@@ -295,12 +297,11 @@ func (f *fleet) debPath(name, version string) string {
 	return filepath.Join(f.dir, "dist", version, fmt.Sprintf("%s_%s-1_%s.deb", name, version, lab.DebArch()))
 }
 
-// makeBadPackages makes broken, next, nodeps and corrupt from good.
+// makeBadPackages makes broken, nodeps and corrupt from good.
 func (f *fleet) makeBadPackages() {
 	f.t.Helper()
 	src := f.pkgs[good]
 	f.pkgs[broken] = f.repack(src, broken, []byte(brokenMyapp), "")
-	f.pkgs[next] = f.repack(src, next, nil, "")
 	f.pkgs[nodeps] = f.repack(src, nodeps, nil, "drover-fleet-no-such-package")
 	data, err := os.ReadFile(src)
 	if err != nil {
@@ -996,4 +997,26 @@ func (f *fleet) corruptPackage(t *testing.T) {
 func (f *fleet) uninstallablePackage(t *testing.T) {
 	f.badRun(t, "an uninstallable package", f.inventory("fleet", f.hosts), f.pkgs[nodeps],
 		"fatal: ["+f.hosts[0].name+"]", "did not install", "drover-fleet-no-such-package")
+}
+
+// nextRelease: after all that, the next good release rolls out, and each
+// host's stage keeps only what a rollback needs: that package and the one
+// it replaced, not the older release, the broken build or the bad inputs.
+func (f *fleet) nextRelease(t *testing.T) {
+	f.t = t
+	p := f.playbook(f.inventory("fleet", f.hosts), f.pkgs[next])
+	if p.code != 0 {
+		f.fatalf(t, "the rollout of %s failed (exit %d)", next, p.code)
+	}
+	f.logTimes(t, p)
+	f.wantAll(t, f.states("after the rollout of "+next), next)
+	want := []string{filepath.Base(f.debPath("myapp", good)), filepath.Base(f.debPath("myapp", next))}
+	for _, h := range f.hosts {
+		out := f.inside(h, 10*time.Second, "ls", "/var/cache/drover-app/myapp")
+		got := strings.Fields(out)
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			f.errorf(t, "%s: the stage holds %q, want %q", h.name, got, want)
+		}
+	}
 }
