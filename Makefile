@@ -38,7 +38,7 @@ build:
 
 # drover in dev mode: no systemd, one example worker per core on 127.0.0.1:8080.
 run: build
-	$(BIN)/drover run --listen 127.0.0.1:8080 -- $(BIN)/example-worker
+	$(BIN)/drover run --listen 127.0.0.1:8080 --control $(BIN)/drover.sock -- $(BIN)/example-worker
 
 # Every test: lint, unit and integration tests with the race detector, then
 # the real-systemd lab (systemd 252 and 257 in containers), then the fleet:
