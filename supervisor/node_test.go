@@ -255,10 +255,13 @@ func TestNodeExpressServesOnDroverSocket(t *testing.T) {
 // Reloads under load lose no request, whatever the app does on the stop
 // signal: nothing (the preload drains it), PM2's graceful shutdown of its
 // own (the preload keeps server.close() from dropping idle keep-alive
-// connections, and the app exits itself), or an exit at once (the preload
-// holds the exit until the drain is done).
+// connections, and the app exits itself), an exit at once (the preload
+// holds the exit until the drain is done), or signal-exit's re-raise of
+// the signal (the preload's listener is hidden from it, and the signal's
+// return ends the drain in an exit).
 func TestNodeReloadUnderLoad(t *testing.T) {
 	for _, tc := range []struct {
+		name  string // default: the app's
 		app   string
 		env   []string
 		ready ReadyMode
@@ -269,8 +272,14 @@ func TestNodeReloadUnderLoad(t *testing.T) {
 		{app: "ready.js", env: []string{"READY_AFTER_MS=100"}, ready: ReadyNotify},
 		{app: "pm2-graceful.js", ready: ReadyNotify, stop: syscall.SIGINT},
 		{app: "exit-at-once.js"},
+		{name: "signal-exit-3", app: "signal-exit.js", env: []string{"NODE_PATH=" + testbin.NodeModules(t, "signal-exit@3.0.7")}},
+		{name: "signal-exit-4", app: "signal-exit.js", env: []string{"NODE_PATH=" + testbin.NodeModules(t, "signal-exit@4.1.0")}},
 	} {
-		t.Run(strings.TrimSuffix(tc.app, ".js"), func(t *testing.T) {
+		name := tc.name
+		if name == "" {
+			name = strings.TrimSuffix(tc.app, ".js")
+		}
+		t.Run(name, func(t *testing.T) {
 			cfg := nodeConfig(t, tc.app, 2, tc.env...)
 			cfg.Ready.Mode, cfg.StopSignal = tc.ready, tc.stop
 			h, addr := startNode(t, cfg)

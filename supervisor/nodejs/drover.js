@@ -165,7 +165,7 @@
       if (draining) exitWhenDone();
     });
     if (isHTTP(server)) server.prependListener('request', onRequest);
-    if (process.listeners(stopSignal).indexOf(onStop) < 0) process.prependListener(stopSignal, onStop);
+    if (!Reflect.apply(origListeners, process, [stopSignal]).includes(onStop)) process.prependListener(stopSignal, onStop);
   }
 
   // http(s).Server.close closes idle keep-alive connections at once (Node
@@ -188,13 +188,38 @@
     };
   }
 
+  // The preload's listener is hidden from process.listeners() of the stop
+  // signal: a library that re-raises the signal when it is the only
+  // listener left (signal-exit, under write-file-atomic and many more)
+  // then does so, as without drover, instead of leaving the worker to be
+  // killed at --stop-timeout. Not from listenerCount(): Node itself asks
+  // it whether to stop catching the signal.
+  const origListeners = process.listeners;
+  process.listeners = function listeners(name) {
+    const all = Reflect.apply(origListeners, this, arguments);
+    return name === stopSignal ? all.filter((l) => l !== onStop) : all;
+  };
+
+  // appListeners counts the app's listeners of the stop signal.
+  function appListeners() {
+    return process.listeners(stopSignal).length;
+  }
+
   // onStop runs first of the signal's listeners (prepended) and only marks
   // the drain: the rest runs once the app's own listeners have run, so a
-  // server the app closes itself is not closed twice.
+  // server the app closes itself is not closed twice. The signal again
+  // during the drain, with no listener of the app's left, is the app's
+  // (or its library's) way of dying by it: the drain ends in an exit.
   function onStop() {
-    if (draining) return;
+    if (draining) {
+      if (appHandles && appListeners() === 0) {
+        appHandles = false;
+        exitWhenDone();
+      }
+      return;
+    }
     draining = true;
-    appHandles = process.listenerCount(stopSignal) > 1;
+    appHandles = appListeners() > 0;
     setImmediate(drain);
   }
 
