@@ -82,9 +82,10 @@ func (s *Supervisor) workerPids() map[int]bool {
 
 // reapOrphans reaps the orphans that died (killed by killLeftovers, or by
 // themselves). os/exec reaps the workers; a worker's pid is never taken
-// here while its exit is still to be handled.
+// here while its exit is still to be handled, nor anything while an
+// upgrade-check runs (its child is drover's own, not an orphan).
 func (s *Supervisor) reapOrphans() {
-	if !s.subreaper {
+	if !s.subreaper || s.checking.Load() > 0 {
 		return
 	}
 	if reaped := proctree.ReapOrphans(func(pid int) bool { return s.byPid[pid] != nil }); len(reaped) > 0 {

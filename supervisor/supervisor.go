@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -107,6 +108,9 @@ type Supervisor struct {
 	cgroups            *cgroup.Tree
 	cgroupOf           sync.Map
 	launches           int
+	// checking counts the upgrade-checks running: a child drover waits
+	// for itself, which reapOrphans, on the loop, must not take.
+	checking atomic.Int32
 }
 
 // New checks the configuration, resolves the command and takes or opens the

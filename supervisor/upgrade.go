@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -52,7 +53,11 @@ func (s *Supervisor) upgrade() error {
 	if path == "" {
 		return errors.New("upgrade: drover's own path is unknown")
 	}
+	s.checking.Add(1)
 	check, err := checkBinary(path)
+	s.checking.Add(-1)
+	// An orphan that died during the check waits for the next SIGCHLD.
+	syscall.Kill(os.Getpid(), syscall.SIGCHLD)
 	if err != nil {
 		return err
 	}
