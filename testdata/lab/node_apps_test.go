@@ -322,10 +322,7 @@ func (b *box) nodeReloads(a nodeApp, mainPid int) (total int) {
 		b.waitDrained(mainPid)
 		b.waitLoad(ld, 50)
 	}
-	ld.Stop()
-	if _, why := ld.Ended(); why != "stopped" {
-		b.t.Errorf("the load generator ended by itself (%s) before the test stopped it", why)
-	}
+	b.endLoad(ld)
 	var lines []string
 	failed := 0
 	for i := 0; i <= reloads; i++ {

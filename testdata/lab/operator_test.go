@@ -442,10 +442,7 @@ func testScale(b *box) {
 	phaseReload := ld.Next("systemctl reload myapp, with 1 worker") + 1
 	b.sh("systemctl", "reload", "myapp")
 	scaled(1, 2)
-	ld.Stop()
-	if _, why := ld.Ended(); why != "stopped" {
-		b.t.Errorf("the load generator ended by itself (%s) before the test stopped it", why)
-	}
+	b.endLoad(ld)
 
 	var lines []string
 	total := [2]clientStats{}

@@ -227,10 +227,7 @@ func pkgUpgradeUnderLoad(p *pkgLab, b *box) {
 	b.waitReplaced(p.mainPid, kids, 20*time.Second)
 	after := ld.Next("after the upgrade: only "+pkgUpgrade+" may answer") + 1
 	b.waitLoad(ld, 200)
-	ld.Stop()
-	if _, why := ld.Ended(); why != "stopped" {
-		b.t.Errorf("the load generator ended by itself (%s) before the test stopped it", why)
-	}
+	b.endLoad(ld)
 
 	b.failedRequests(ld, after)
 	ph := ld.Phase(after)

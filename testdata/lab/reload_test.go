@@ -53,6 +53,16 @@ func (b *box) waitReplaced(mainPid int, old []int, timeout time.Duration) {
 
 // waitLoad waits until both clients of ld got at least n answers in the
 // current phase; it fails the test if the run ended.
+// endLoad stops the load and fails the test if it had ended by itself
+// (a bound reached, or the server gone) before.
+func (b *box) endLoad(ld *Load) {
+	b.t.Helper()
+	ld.Stop()
+	if _, why := ld.Ended(); why != "stopped" {
+		b.t.Errorf("the load generator ended by itself (%s) before the test stopped it", why)
+	}
+}
+
 func (b *box) waitLoad(ld *Load, n int) {
 	b.t.Helper()
 	b.waitFor(fmt.Sprintf("%d answers to each client", n), 20*time.Second, func() (bool, string) {
@@ -158,10 +168,7 @@ func testReloadUnderLoad(b *box) {
 	}
 	b.waitDrained(mainPid)
 	b.waitLoad(ld, 200)
-	ld.Stop()
-	if _, why := ld.Ended(); why != "stopped" {
-		b.t.Errorf("the load generator ended by itself (%s) before the test stopped it", why)
-	}
+	b.endLoad(ld)
 
 	// The evidence: per phase, what each client saw.
 	var lines []string
