@@ -42,13 +42,24 @@ func (d *durations) Describe(ch chan<- *prometheus.Desc) { ch <- d.desc }
 func (d *durations) Collect(ch chan<- prometheus.Metric) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	cumulative := make(map[float64]uint64, len(d.bounds))
-	var n uint64
+	counts := d.cumulative()
+	byBound := make(map[float64]uint64, len(d.bounds))
 	for i, b := range d.bounds {
-		n += d.buckets[i]
-		cumulative[b] = n
+		byBound[b] = counts[i]
 	}
-	ch <- prometheus.MustNewConstHistogram(d.desc, d.count, d.sum, cumulative)
+	ch <- prometheus.MustNewConstHistogram(d.desc, d.count, d.sum, byBound)
+}
+
+// cumulative is the count of observations up to each bound (le), as the
+// exposition format counts buckets. d.mu is held.
+func (d *durations) cumulative() []uint64 {
+	out := make([]uint64, len(d.bounds))
+	var n uint64
+	for i := range d.bounds {
+		n += d.buckets[i]
+		out[i] = n
+	}
+	return out
 }
 
 // carried is the histogram as Carried entries, named as the exposition
@@ -58,10 +69,8 @@ func (d *durations) carried(name string) []Carried {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make([]Carried, 0, len(d.bounds)+2)
-	var n uint64
-	for i, b := range d.bounds {
-		n += d.buckets[i]
-		out = append(out, Carried{Name: name + "_bucket", Labels: map[string]string{"le": formatBound(b)}, Value: float64(n)})
+	for i, n := range d.cumulative() {
+		out = append(out, Carried{Name: name + "_bucket", Labels: map[string]string{"le": formatBound(d.bounds[i])}, Value: float64(n)})
 	}
 	return append(out, Carried{Name: name + "_sum", Value: d.sum}, Carried{Name: name + "_count", Value: float64(d.count)})
 }
