@@ -217,12 +217,14 @@ func completions(t *testing.T, env []string, args ...string) ([]string, string) 
 	return names, lines[len(lines)-1]
 }
 
+// execStart is a service's ExecStart property as systemd's bus gives it.
+func execStart(path string, args ...string) dbus.Variant {
+	return dbus.MakeVariant([]execCommand{{Path: path, Argv: append([]string{path}, args...)}})
+}
+
 // UNIT completes with the services whose ExecStart= runs drover, read from
 // systemd over D-Bus; without a bus, with nothing, at once.
 func TestCompleteUnits(t *testing.T) {
-	execStart := func(path string, args ...string) dbus.Variant {
-		return dbus.MakeVariant([]execCommand{{Path: path, Argv: append([]string{path}, args...)}})
-	}
 	units := map[string]map[string]map[string]dbus.Variant{
 		"myapp.service":  serviceUnit("active", 10, []string{"myapp"}),
 		"web.service":    serviceUnit("inactive", 0, []string{"web"}),
@@ -281,7 +283,7 @@ func TestCompletionInShells(t *testing.T) {
 		"web.service":   serviceUnit("inactive", 0, []string{"web"}),
 	}
 	for _, name := range []string{"myapp.service", "web.service"} {
-		units[name]["org.freedesktop.systemd1.Service"]["ExecStart"] = dbus.MakeVariant([]execCommand{{Path: "/usr/bin/drover", Argv: []string{"/usr/bin/drover", "run", "--", "/usr/bin/x"}}})
+		units[name]["org.freedesktop.systemd1.Service"]["ExecStart"] = execStart("/usr/bin/drover", "run", "--", "/usr/bin/x")
 	}
 	bus := startFakeSystemd(t, units)
 	env := []string{"PATH=" + filepath.Dir(bin.drover) + ":" + os.Getenv("PATH"), "DBUS_SYSTEM_BUS_ADDRESS=" + bus.addr}
