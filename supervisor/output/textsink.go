@@ -63,7 +63,7 @@ func (t *TextSink) write(e *Entry) error {
 	if t.levelPrefix {
 		line = line[3:]
 	}
-	t.recent.add(stamp(time.Now()) + string(line))
+	t.recent.add(time.Now(), string(line))
 	if cap(b) <= maxKeptBuf {
 		t.buf = b
 	}
